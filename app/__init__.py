@@ -1,0 +1,1 @@
+"""Physical therapist directory search API."""

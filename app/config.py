@@ -1,0 +1,42 @@
+"""Runtime configuration, read once from `PTDIR_*` environment variables."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    """An SQLite file in the user's data directory (XDG), so no server is needed."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'ptdir' / 'ptdir.sqlite3'}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PTDIR_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    # Seconds a request waits for a pooled connection before answering 503.
+    database_pool_timeout: float = Field(default=5.0, gt=0, le=60)
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    # Largest JSON body accepted on the record endpoints (imports have their own limit).
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_backend(cls, url: str) -> str:
+        if url.startswith("sqlite") or url.startswith("postgresql"):
+            return url
+        raise ValueError("PTDIR_DATABASE_URL must be an sqlite:/// or postgresql+psycopg:// URL")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,201 @@
+"""The service's error hierarchy, rendered as RFC 9457 problem details.
+
+Services raise these; one set of handlers turns them (and framework and
+database errors) into `application/problem+json`. Nothing reaches the client
+as a stack trace.
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://ptdir.dev/problems/"
+
+
+class FieldError(BaseModel):
+    """One invalid input field."""
+
+    loc: list[str | int]
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def field_name(loc: Sequence[str | int]) -> str:
+    """`("body", "practices", 0, "location", "zip")` → `practices[0].location.zip`."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or str(loc[0] if loc else "")
+
+
+# OpenAPI `responses` shared by every route that needs an API key.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing, malformed or revoked API key"},
+    403: {"model": Problem, "description": "The key's role may not do this"},
+    422: {"model": Problem, "description": "Invalid fields, each named in `errors`"},
+}
+
+
+class ProblemError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    slug = "internal"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+
+    def problem(self) -> Problem:
+        return Problem(
+            type=PROBLEM_BASE + self.slug, title=self.title, status=self.status, detail=self.detail
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class NotFound(ProblemError):
+    status, title, slug = 404, "Not Found", "not-found"
+
+
+class Conflict(ProblemError):
+    status, title, slug = 409, "Conflict", "conflict"
+
+
+class Unauthorized(ProblemError):
+    status, title, slug = 401, "Unauthorized", "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="ptdir"'}
+
+
+class Forbidden(ProblemError):
+    status, title, slug = 403, "Forbidden", "forbidden"
+
+
+class PayloadTooLarge(ProblemError):
+    status, title, slug = 413, "Content Too Large", "payload-too-large"
+
+
+class ServiceUnavailable(ProblemError):
+    status, title, slug = 503, "Service Unavailable", "unavailable"
+
+
+class InvalidInput(ProblemError):
+    """422 naming each bad field; raised by services for checks that need the database."""
+
+    status, title, slug = 422, "Unprocessable Content", "invalid-input"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def at(
+        cls, loc: Sequence[str | int], message: str, type_: str = "value_error"
+    ) -> "InvalidInput":
+        return cls([FieldError(loc=list(loc), field=field_name(loc), message=message, type=type_)])
+
+    def problem(self) -> Problem:
+        problem = super().problem()
+        problem.errors = self.errors
+        return problem
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors():
+        loc = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        errors.append(
+            FieldError(loc=loc, field=field_name(loc), message=message, type=error.get("type", ""))
+        )
+    return errors
+
+
+_STATUS_TITLES = {
+    400: ("Bad Request", "bad-request"),
+    404: ("Not Found", "not-found"),
+    405: ("Method Not Allowed", "method-not-allowed"),
+    406: ("Not Acceptable", "not-acceptable"),
+    413: ("Content Too Large", "payload-too-large"),
+    415: ("Unsupported Media Type", "unsupported-media-type"),
+}
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.problem(), exc.headers())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(InvalidInput(_validation_errors(exc)).problem())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title, slug = _STATUS_TITLES.get(exc.status_code, ("Error", "http-error"))
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        problem = Problem(
+            type=PROBLEM_BASE + slug, title=title, status=exc.status_code, detail=detail
+        )
+        return problem_response(problem, dict(exc.headers or {}))
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _pool_timeout(_request: Request, _exc: Any) -> JSONResponse:
+        error = ServiceUnavailable("The database is busy; retry shortly.")
+        return problem_response(error.problem(), {"Retry-After": "1"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated or _is_connection_error(exc):
+            error = ServiceUnavailable("The database is unavailable; retry shortly.")
+            return problem_response(error.problem(), {"Retry-After": "5"})
+        logger.exception("database error")
+        return problem_response(ProblemError().problem())
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return problem_response(ProblemError().problem())
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError)

@@ -1,0 +1,118 @@
+"""Validated field types shared by every write schema.
+
+Each type normalises what it accepts (a phone number becomes ten digits, a
+ZIP+4 gets its hyphen) so the database holds one spelling of each value.
+"""
+
+import csv
+import math
+import re
+from functools import cache
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from app.paths import DATA_DIR
+
+
+def npi_check_digit(first_nine: str) -> int:
+    """Luhn check digit over the card-issuer prefix 80840 and the first nine digits."""
+    total = 0
+    for position, char in enumerate(reversed("80840" + first_nine)):
+        digit = int(char)
+        if position % 2 == 0:  # rightmost digit of the payload is doubled
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return (10 - total % 10) % 10
+
+
+def is_valid_npi(value: str) -> bool:
+    return (
+        len(value) == 10
+        and value.isascii()
+        and value.isdigit()
+        and npi_check_digit(value[:9]) == int(value[9])
+    )
+
+
+def _npi(value: str) -> str:
+    value = value.strip()
+    if not (len(value) == 10 and value.isascii() and value.isdigit()):
+        raise ValueError("NPI must be exactly 10 digits")
+    if not is_valid_npi(value):
+        raise ValueError("NPI check digit is wrong (Luhn over 80840 + first nine digits)")
+    return value
+
+
+@cache
+def us_state_codes() -> frozenset[str]:
+    """USPS codes of the states, DC, territories and military post offices."""
+    with (DATA_DIR / "us_states.csv").open(encoding="utf-8", newline="") as handle:
+        return frozenset(row["code"] for row in csv.DictReader(handle))
+
+
+def _state(value: str) -> str:
+    code = value.strip().upper()
+    if code not in us_state_codes():
+        raise ValueError("not a US state, territory or military postal code (e.g. IL, PR)")
+    return code
+
+
+_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
+
+
+def _zip(value: str) -> str:
+    match = _ZIP.match(value.strip())
+    if not match:
+        raise ValueError("ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789)")
+    five, four = match.groups()
+    return f"{five}-{four}" if four else five
+
+
+def _phone(value: str) -> str:
+    digits = re.sub(r"[\s().+\-]", "", value.strip())
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError("phone may contain only digits, spaces, ( ) . - and a leading +1")
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if len(digits) != 10:
+        raise ValueError("phone must be a 10-digit US number")
+    if digits[0] in "01" or digits[3] in "01":
+        raise ValueError("phone area code and exchange cannot start with 0 or 1")
+    return digits
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+Npi = Annotated[
+    str,
+    AfterValidator(_npi),
+    Field(description="10-digit National Provider Identifier", examples=["1234567893"]),
+]
+StateCode = Annotated[str, AfterValidator(_state), Field(examples=["IL"])]
+ZipCode = Annotated[str, AfterValidator(_zip), Field(examples=["60614", "60614-2301"])]
+Phone = Annotated[
+    str,
+    AfterValidator(_phone),
+    Field(description="US number; stored as 10 digits", examples=["(312) 555-0147"]),
+]
+Latitude = Annotated[
+    float, AfterValidator(_finite), Field(ge=-90, le=90, allow_inf_nan=False, examples=[41.9229])
+]
+Longitude = Annotated[
+    float,
+    AfterValidator(_finite),
+    Field(ge=-180, le=180, allow_inf_nan=False, examples=[-87.6483]),
+]
+Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=100)]
+ShortText = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
