@@ -1,0 +1,34 @@
+"""Address normalisation: the key that makes two spellings of one address one location."""
+
+import re
+import unicodedata
+
+# USPS Publication 28 abbreviations for the words that vary most in practice.
+_ABBREVIATIONS = {
+    "STREET": "ST", "AVENUE": "AVE", "AV": "AVE", "ROAD": "RD", "BOULEVARD": "BLVD",
+    "DRIVE": "DR", "LANE": "LN", "COURT": "CT", "PLACE": "PL", "PARKWAY": "PKWY",
+    "HIGHWAY": "HWY", "CIRCLE": "CIR", "TERRACE": "TER", "SQUARE": "SQ", "TRAIL": "TRL",
+    "EXPRESSWAY": "EXPY", "FREEWAY": "FWY", "PIKE": "PIKE", "TURNPIKE": "TPKE",
+    "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W",
+    "NORTHEAST": "NE", "NORTHWEST": "NW", "SOUTHEAST": "SE", "SOUTHWEST": "SW",
+    "BUILDING": "BLDG", "FLOOR": "FL", "DEPARTMENT": "DEPT", "CENTER": "CTR",
+    "MOUNT": "MT", "SAINT": "ST", "FORT": "FT",
+    # Unit designators all become one token: "Suite 200", "Ste. 200", "#200".
+    "SUITE": "#", "STE": "#", "UNIT": "#", "ROOM": "#", "RM": "#", "APARTMENT": "#", "APT": "#",
+}  # fmt: skip
+
+
+def _normalise_part(text: str | None) -> str:
+    if not text:
+        return ""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    spaced = re.sub(r"#", " # ", ascii_text.upper())
+    words = re.sub(r"[^A-Z0-9# ]", " ", spaced).split()
+    return " ".join(_ABBREVIATIONS.get(word, word) for word in words)
+
+
+def address_key(*, line1: str, line2: str | None, city: str, state: str, zip_code: str) -> str:
+    """Case, punctuation, accents and common abbreviations do not matter; ZIP+4 suffix does not."""
+    street = " ".join(part for part in (_normalise_part(line1), _normalise_part(line2)) if part)
+    street = re.sub(r"(# )+", "# ", street)
+    return "|".join((street, _normalise_part(city), state.upper(), zip_code[:5]))

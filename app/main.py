@@ -1,0 +1,56 @@
+"""The ASGI application: `uvicorn --factory app.main:create_app`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+import app.models  # noqa: F401  (every mapper configured before first use)
+from app import geocoding
+from app.body_limit import BodyLimitMiddleware
+from app.config import Settings, get_settings
+from app.db import engine_from_settings, make_sessionmaker
+from app.errors import register_error_handlers
+from app.health.router import router as health_router
+from app.networks.router import router as networks_router
+from app.reference.router import router as reference_router
+from app.therapists.router import router as therapists_router
+
+DESCRIPTION = """
+Find physical therapists by specialty (above all neurological PT for people with
+neuropathy), by the insurance plans they accept and by distance.
+
+Reads are public. Writes need `Authorization: Bearer <api key>`: admin keys manage
+everything, payer keys manage their own payer's plans and networks.
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        # Build the ZIP index now rather than on the first request that needs it.
+        await anyio.to_thread.run_sync(geocoding.all_zip_places)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Physical therapist directory",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    for router in (health_router, reference_router, networks_router, therapists_router):
+        app.include_router(router)
+    return app
