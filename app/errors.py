@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://ptdir.dev/problems/"
+# Problem types are URNs: stable identifiers that do not pretend to be web pages.
+PROBLEM_BASE = "urn:ptdir:problem:"
 
 
 class FieldError(BaseModel):

@@ -14,6 +14,9 @@ class ZipPlace:
     state: str
     latitude: float
     longitude: float
+    # An active delivery-area ZIP (not a PO-box-only or single-company ZIP).
+    standard: bool
+    area_codes: tuple[str, ...]
 
 
 @cache
@@ -32,6 +35,8 @@ def _zip_index() -> dict[str, ZipPlace]:
             state=entry["state"],
             latitude=latitude,
             longitude=longitude,
+            standard=entry.get("zip_code_type") == "STANDARD" and bool(entry.get("active")),
+            area_codes=tuple(entry.get("area_codes") or ()),
         )
     return index
 
