@@ -1,0 +1,142 @@
+"""Test fixtures: every API test runs on SQLite and, when configured, on PostgreSQL+PostGIS.
+
+Set PTDIR_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
+to add the PostgreSQL tier; each run creates and drops its own database there.
+PTDIR_TEST_REQUIRE_POSTGRES=1 (set in CI) turns a missing URL into a failure.
+"""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+import app.models  # noqa: F401
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.config import Settings
+from app.db import Base, create_db_engine
+from app.main import create_app
+from app.migrate import prepare_database
+
+POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+VOCABULARY_TABLES = {"specialties", "conditions", "services", "certifications", "languages"}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if REQUIRE_POSTGRES and not POSTGRES_URL:
+        raise pytest.UsageError(
+            "PTDIR_TEST_REQUIRE_POSTGRES=1 but PTDIR_TEST_POSTGRES_URL is not set"
+        )
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    engine: Engine
+
+
+def create_postgres_database(admin_url: str) -> str:
+    """A new, empty database on the server of `admin_url`; returns its URL."""
+    name = f"ptdir_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def fresh_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """A factory of empty databases (no schema) for a backend; all dropped at the end."""
+    created: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            path: Path = tmp_path_factory.mktemp("db") / "ptdir.sqlite3"
+            return f"sqlite:///{path}"
+        assert POSTGRES_URL, "PostgreSQL tier requested without PTDIR_TEST_POSTGRES_URL"
+        url = create_postgres_database(POSTGRES_URL)
+        created.append(url)
+        return url
+
+    yield make
+    for url in created:
+        drop_postgres_database(POSTGRES_URL or "", url)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, fresh_database_url: Callable[[str], str]
+) -> Iterator[Backend]:
+    url = fresh_database_url(request.param)
+    engine = create_db_engine(url)
+    prepare_database(engine)
+    yield Backend(name=request.param, url=url, engine=engine)
+    engine.dispose()
+
+
+def _clean(engine: Engine) -> None:
+    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in VOCABULARY_TABLES]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def _app_client(backend: Backend) -> Iterator[TestClient]:
+    application = create_app(Settings(database_url=backend.url))
+    with TestClient(application, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(_app_client: TestClient, backend: Backend) -> Iterator[TestClient]:
+    """An API client on a clean directory (vocabularies loaded, no records, no keys)."""
+    _clean(backend.engine)
+    yield _app_client
+    _clean(backend.engine)
+
+
+@pytest.fixture
+def db(backend: Backend, client: TestClient) -> Iterator[Session]:
+    """A session on the same database as `client`, for arranging and checking state."""
+    with Session(backend.engine) as session:
+        yield session
+
+
+@pytest.fixture
+def issue_key(backend: Backend, client: TestClient) -> Callable[..., dict[str, str]]:
+    """Issues a real API key and returns the Authorization header for it."""
+
+    def issue(role: str = "admin", payer_id: int | None = None) -> dict[str, str]:
+        with Session(backend.engine) as session, session.begin():
+            _key, plaintext = auth_service.create_key(session, role=Role(role), payer_id=payer_id)
+        return {"Authorization": f"Bearer {plaintext}"}
+
+    return issue
+
+
+@pytest.fixture
+def admin(issue_key: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return issue_key("admin")
