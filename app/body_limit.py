@@ -1,15 +1,16 @@
-"""Refuses request bodies over a size limit with 413, without reading past the limit."""
+"""Refuses request bodies over a size limit with 413, without reading past the limit.
+
+A declared Content-Length over the limit is refused before any body is read.
+A body without one (chunked) is read here, up to the limit, and handed on only
+if it fits: the application never sees a partial body, so the 413 cannot be
+swallowed by a body parser downstream.
+"""
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_BASE, PROBLEM_JSON
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -22,41 +23,50 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None:  # the server already refuses a malformed one
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        buffered = await self._read_within_limit(receive)
+        if buffered is None:
             await self._refuse(send)
             return
-        received = 0
-        started = False
+        await self.app(scope, self._replay(buffered, receive), send)
 
-        async def limited_receive() -> Message:
-            nonlocal received
+    async def _read_within_limit(self, receive: Receive) -> list[Message] | None:
+        messages: list[Message] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:  # chunked bodies carry no Content-Length
-                    raise BodyTooLarge
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages  # client disconnected: let the app see it
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return None
+            if not message.get("more_body", False):
+                return messages
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+    @staticmethod
+    def _replay(messages: list[Message], receive: Receive) -> Receive:
+        pending = list(messages)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+
+        return replay
 
     async def _refuse(self, send: Send) -> None:
-        problem: dict[str, Any] = {
-            "type": PROBLEM_BASE + "payload-too-large",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"the request body is over the limit of {self.max_bytes} bytes",
-        }
-        body = json.dumps(problem).encode()
+        body = json.dumps(
+            {
+                "type": PROBLEM_BASE + "payload-too-large",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"the request body is over the limit of {self.max_bytes} bytes",
+            }
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -10,6 +10,7 @@ import re
 from functools import cache
 from typing import Annotated
 
+from fastapi import Path
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from app.paths import DATA_DIR
@@ -116,3 +117,9 @@ Longitude = Annotated[
 ]
 Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=100)]
 ShortText = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
+
+# Record ids are 32-bit on PostgreSQL: a larger number cannot name a record, and
+# must be a 422 rather than reach the database.
+MAX_ID = 2_147_483_647
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]

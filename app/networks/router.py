@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.auth.dependencies import AdminDep, PrincipalDep
 from app.db import SessionDep
 from app.errors import WRITE_ERRORS, Problem
+from app.fields import MAX_ID, PathId
 from app.networks import service
 from app.networks.models import PlanType
 from app.networks.schemas import (
@@ -43,14 +44,14 @@ def create_payer(session: SessionDep, _admin: AdminDep, body: PayerCreate) -> Pa
 
 
 @router.get("/payers/{payer_id}", responses=_NOT_FOUND)
-def get_payer(session: SessionDep, payer_id: int) -> PayerRead:
+def get_payer(session: SessionDep, payer_id: PathId) -> PayerRead:
     """One payer."""
     return PayerRead.model_validate(service.get_payer(session, payer_id))
 
 
 @router.patch("/payers/{payer_id}", responses={**WRITE_ERRORS, **_NOT_FOUND, **_CONFLICT})
 def update_payer(
-    session: SessionDep, principal: PrincipalDep, payer_id: int, body: PayerUpdate
+    session: SessionDep, principal: PrincipalDep, payer_id: PathId, body: PayerUpdate
 ) -> PayerRead:
     """Change a payer's details (admin or that payer's key)."""
     payer = service.get_payer(session, payer_id)
@@ -61,7 +62,9 @@ def update_payer(
 @router.get("/plans")
 def list_plans(
     session: SessionDep,
-    payer_id: Annotated[int | None, Query(description="Only this payer's plans")] = None,
+    payer_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this payer's plans")
+    ] = None,
     plan_type: Annotated[PlanType | None, Query(description="Only plans of this type")] = None,
 ) -> list[PlanRead]:
     """Insurance plans, for filter menus; `?payer_id=` narrows to one payer."""
@@ -75,7 +78,7 @@ def list_plans(
     responses={**WRITE_ERRORS, **_NOT_FOUND, **_CONFLICT},
 )
 def create_plan(
-    session: SessionDep, principal: PrincipalDep, payer_id: int, body: PlanCreate
+    session: SessionDep, principal: PrincipalDep, payer_id: PathId, body: PlanCreate
 ) -> PlanRead:
     """Add a plan to a payer (admin or that payer's key)."""
     payer = service.get_payer(session, payer_id)
@@ -84,14 +87,14 @@ def create_plan(
 
 
 @router.get("/plans/{plan_id}", responses=_NOT_FOUND)
-def get_plan(session: SessionDep, plan_id: int) -> PlanRead:
+def get_plan(session: SessionDep, plan_id: PathId) -> PlanRead:
     """One plan."""
     return PlanRead.model_validate(service.get_plan(session, plan_id))
 
 
 @router.patch("/plans/{plan_id}", responses={**WRITE_ERRORS, **_NOT_FOUND, **_CONFLICT})
 def update_plan(
-    session: SessionDep, principal: PrincipalDep, plan_id: int, body: PlanUpdate
+    session: SessionDep, principal: PrincipalDep, plan_id: PathId, body: PlanUpdate
 ) -> PlanRead:
     """Change a plan (admin or the owning payer's key)."""
     plan = service.get_plan_for_write(session, plan_id=plan_id, principal=principal)
@@ -103,7 +106,7 @@ def update_plan(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**WRITE_ERRORS, **_NOT_FOUND},
 )
-def delete_plan(session: SessionDep, principal: PrincipalDep, plan_id: int) -> None:
+def delete_plan(session: SessionDep, principal: PrincipalDep, plan_id: PathId) -> None:
     """Delete a plan and its network (admin or the owning payer's key)."""
     plan = service.get_plan_for_write(session, plan_id=plan_id, principal=principal)
     service.delete_plan(session, plan=plan)
@@ -112,10 +115,11 @@ def delete_plan(session: SessionDep, principal: PrincipalDep, plan_id: int) -> N
 @router.get("/plans/{plan_id}/participations", responses=_NOT_FOUND)
 def list_participations(
     session: SessionDep,
-    plan_id: int,
+    plan_id: PathId,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 100,
     after_id: Annotated[
-        int, Query(ge=0, description="Return entries with an id above this (keyset paging)")
+        int,
+        Query(ge=0, le=MAX_ID, description="Return entries with an id above this (keyset paging)"),
     ] = 0,
 ) -> ParticipationPage:
     """The practices in a plan's network, in id order."""
@@ -135,7 +139,7 @@ def list_participations(
 def add_participation(
     session: SessionDep,
     principal: PrincipalDep,
-    plan_id: int,
+    plan_id: PathId,
     body: ParticipationCreate,
     response: Response,
 ) -> ParticipationRead:
@@ -150,7 +154,7 @@ def add_participation(
 def update_participation(
     session: SessionDep,
     principal: PrincipalDep,
-    participation_id: int,
+    participation_id: PathId,
     body: ParticipationUpdate,
 ) -> ParticipationRead:
     """Change network terms or record a verification (admin or the owning payer's key)."""
@@ -167,7 +171,7 @@ def update_participation(
     responses={**WRITE_ERRORS, **_NOT_FOUND},
 )
 def delete_participation(
-    session: SessionDep, principal: PrincipalDep, participation_id: int
+    session: SessionDep, principal: PrincipalDep, participation_id: PathId
 ) -> None:
     """Take a practice out of a plan's network (admin or the owning payer's key)."""
     participation = service.get_participation_for_write(

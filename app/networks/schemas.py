@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from app.db import utcnow
-from app.fields import Phone, ShortText, us_state_codes
+from app.fields import Phone, RecordId, ShortText, us_state_codes
 from app.networks.models import PlanType
 from app.schemas import ReadModel, WriteModel
 
@@ -119,13 +119,13 @@ class ParticipationTerms(WriteModel):
 class ParticipationIn(ParticipationTerms):
     """A plan participation nested in a therapist's practice."""
 
-    plan_id: int = Field(gt=0)
+    plan_id: RecordId
 
 
 class ParticipationCreate(ParticipationTerms):
     """Adds a practice to this plan's network."""
 
-    practice_id: int = Field(gt=0)
+    practice_id: RecordId
 
 
 class ParticipationUpdate(ParticipationTerms):

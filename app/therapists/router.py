@@ -5,7 +5,7 @@ from fastapi import APIRouter, Body, Query, Response, status
 from app.auth.dependencies import AdminDep
 from app.db import SessionDep
 from app.errors import WRITE_ERRORS, Problem
-from app.fields import Npi
+from app.fields import Npi, PathId
 from app.therapists import service
 from app.therapists.schemas import TherapistCreate, TherapistPage, TherapistRead, TherapistUpdate
 
@@ -82,7 +82,7 @@ def list_therapists(
 
 
 @router.get("/{therapist_id}", responses={404: {"model": Problem}})
-def get_therapist(session: SessionDep, therapist_id: int) -> TherapistRead:
+def get_therapist(session: SessionDep, therapist_id: PathId) -> TherapistRead:
     """A therapist with every practice, its location and plan participations."""
     return service.to_read(service.get_therapist(session, therapist_id))
 
@@ -92,7 +92,7 @@ def get_therapist(session: SessionDep, therapist_id: int) -> TherapistRead:
     responses={**WRITE_ERRORS, 404: {"model": Problem}},
 )
 def update_therapist(
-    session: SessionDep, _admin: AdminDep, therapist_id: int, body: TherapistUpdate
+    session: SessionDep, _admin: AdminDep, therapist_id: PathId, body: TherapistUpdate
 ) -> TherapistRead:
     """Change a therapist (admin). A list that is given replaces the current one."""
     therapist = service.update_therapist(session, therapist_id=therapist_id, data=body)
@@ -104,6 +104,6 @@ def update_therapist(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**WRITE_ERRORS, 404: {"model": Problem}},
 )
-def delete_therapist(session: SessionDep, _admin: AdminDep, therapist_id: int) -> None:
+def delete_therapist(session: SessionDep, _admin: AdminDep, therapist_id: PathId) -> None:
     """Delete a therapist with its practices and participations (admin)."""
     service.delete_therapist(session, therapist_id=therapist_id)
