@@ -18,16 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from app.auth import service as auth_service  # noqa: E402
-from app.auth.models import Role  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import create_db_engine  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import prepare_database  # noqa: E402
-from tests.factories import location_body, therapist_body  # noqa: E402
+from app.auth import service as auth_service
+from app.auth.models import Role
+from app.config import Settings
+from app.db import create_db_engine
+from app.main import create_app
+from app.migrate import prepare_database
+from tests.factories import location_body, therapist_body
 
 
 def percentiles(samples: list[float]) -> str:
