@@ -1,8 +1,12 @@
-"""Offline geocoding: ZIP code → centroid, from the `zipcodes` package (GeoNames data).
+"""Offline geocoding: ZIP code → centroid, "City, ST" → mean of the city's ZIP
+centroids, from the `zipcodes` package (GeoNames data).
 
 Never makes a network request. The index is built once, on first use.
 """
 
+import re
+import unicodedata
+from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 
@@ -48,3 +52,45 @@ def zip_centroid(zip_code: str) -> ZipPlace | None:
 
 def all_zip_places() -> list[ZipPlace]:
     return list(_zip_index().values())
+
+
+# City spellings that vary: "Saint Louis", "St. Louis", "St Louis" are one key.
+_CITY_WORDS = {"SAINT": "ST", "SAINTE": "STE", "FORT": "FT", "MOUNT": "MT", "PORT": "PT"}
+
+
+def city_key(city: str) -> str:
+    """Case, accents, punctuation and the Saint/St./Ste. family of spellings do not matter."""
+    ascii_city = unicodedata.normalize("NFKD", city).encode("ascii", "ignore").decode().upper()
+    words = re.sub(r"[^A-Z0-9 ]", " ", ascii_city).split()
+    return " ".join(_CITY_WORDS.get(word, word) for word in words)
+
+
+@dataclass(frozen=True, slots=True)
+class CityPlace:
+    city: str
+    state: str
+    latitude: float
+    longitude: float
+    zip_count: int
+
+
+@cache
+def _city_index() -> dict[tuple[str, str], CityPlace]:
+    members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
+    for place in _zip_index().values():
+        members[(city_key(place.city), place.state)].append(place)
+    return {
+        key: CityPlace(
+            city=places[0].city,
+            state=key[1],
+            latitude=sum(p.latitude for p in places) / len(places),
+            longitude=sum(p.longitude for p in places) / len(places),
+            zip_count=len(places),
+        )
+        for key, places in members.items()
+    }
+
+
+def city_centroid(city: str, state: str) -> CityPlace | None:
+    """The mean of the city's ZIP centroids, or None for a city the index does not know."""
+    return _city_index().get((city_key(city), state.strip().upper()))

@@ -77,3 +77,28 @@ def test_spatial_index_follows_every_write(
             assert connection.execute(position).all() == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_name_keys_are_backfilled_for_existing_therapists(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO therapists (npi, first_name, last_name, credentials, source,"
+                    " created_at, updated_at) VALUES ('1234567893', 'Zoë', 'García  López', '[]',"
+                    " 'api', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            keys = connection.execute(
+                text("SELECT first_name_key, last_name_key FROM therapists")
+            ).one()
+        assert tuple(keys) == ("zoe", "garcia lopez")
+    finally:
+        engine.dispose()

@@ -39,6 +39,7 @@ from app.therapists.models import (
     therapist_languages,
     therapist_services,
 )
+from app.therapists.names import name_key
 
 # The day the synthetic directory describes: verification dates and effective
 # dates are spread before it, and every row's timestamps are set to it.
@@ -813,6 +814,8 @@ def _draft_therapist(
         "first_name": first,
         "middle_name": middle,
         "last_name": last,
+        "first_name_key": name_key(first),
+        "last_name_key": name_key(last),
         "name_suffix": suffix,
         "credentials": list(credentials),
         "gender": gender,

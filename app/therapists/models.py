@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from app.networks.models import Participation
 
 
+NAME_KEY = String(100).with_variant(String(100, collation="C"), "postgresql")
+
+
 class Gender(StrEnum):
     FEMALE = "female"
     MALE = "male"
@@ -60,6 +63,10 @@ class Therapist(Base):
     middle_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     name_suffix: Mapped[str | None] = mapped_column(String(20))
+    # Lower-case ASCII forms of the names (therapists.names.name_key), for prefix
+    # search and name order. Byte order ("C" collation) on PostgreSQL, as on SQLite.
+    first_name_key: Mapped[str] = mapped_column(NAME_KEY, index=True)
+    last_name_key: Mapped[str] = mapped_column(NAME_KEY, index=True)
     credentials: Mapped[list[str]] = mapped_column(JSON, default=list)
     gender: Mapped[Gender | None] = mapped_column(string_enum(Gender, "gender"))
     source: Mapped[Source] = mapped_column(string_enum(Source, "therapist_source"))

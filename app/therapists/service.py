@@ -16,6 +16,7 @@ from app.networks.models import Participation, Plan
 from app.reference.models import Certification, Condition, Language, Service, Specialty
 from app.schemas import patch_values
 from app.therapists.models import Practice, Source, Therapist, TherapistSpecialty
+from app.therapists.names import name_key
 from app.therapists.schemas import (
     REQUIRED_ON_UPDATE,
     CodeName,
@@ -216,6 +217,8 @@ def create_therapist(
     therapist = Therapist(
         npi=data.npi,
         first_name=data.first_name,
+        first_name_key=name_key(data.first_name),
+        last_name_key=name_key(data.last_name),
         middle_name=data.middle_name,
         last_name=data.last_name,
         name_suffix=data.name_suffix,
@@ -244,6 +247,8 @@ def update_therapist(session: Session, *, therapist_id: int, data: TherapistUpda
     for name in ("first_name", "middle_name", "last_name", "name_suffix", "credentials", "gender"):
         if name in values:
             setattr(therapist, name, values[name])
+    therapist.first_name_key = name_key(therapist.first_name)
+    therapist.last_name_key = name_key(therapist.last_name)
     if data.specialties is not None:
         therapist.specialties = []
         session.flush()  # the old primary row must go before the new one arrives

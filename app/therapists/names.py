@@ -1,0 +1,12 @@
+"""Name keys for search and sorting: case- and accent-insensitive, ASCII only."""
+
+import re
+import unicodedata
+
+
+def name_key(name: str | None) -> str:
+    """`García-López` → `garcia-lopez`; what `q` and `sort=name` compare."""
+    if not name:
+        return ""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"\s+", " ", ascii_name.lower()).strip()
