@@ -94,3 +94,8 @@ def _city_index() -> dict[tuple[str, str], CityPlace]:
 def city_centroid(city: str, state: str) -> CityPlace | None:
     """The mean of the city's ZIP centroids, or None for a city the index does not know."""
     return _city_index().get((city_key(city), state.strip().upper()))
+
+
+def warm_up() -> None:
+    """Builds both indexes (about a second), so no request pays for it."""
+    _city_index()

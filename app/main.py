@@ -15,6 +15,7 @@ from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.networks.router import router as networks_router
 from app.reference.router import router as reference_router
+from app.search.router import router as search_router
 from app.therapists.router import router as therapists_router
 
 DESCRIPTION = """
@@ -35,8 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = engine_from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        # Build the ZIP index now rather than on the first request that needs it.
-        await anyio.to_thread.run_sync(geocoding.all_zip_places)
+        # Build the ZIP and city indexes now rather than on the first request.
+        await anyio.to_thread.run_sync(geocoding.warm_up)
         try:
             yield
         finally:
@@ -51,6 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for router in (health_router, reference_router, networks_router, therapists_router):
+    for router in (
+        health_router,
+        search_router,
+        reference_router,
+        networks_router,
+        therapists_router,
+    ):
         app.include_router(router)
     return app
