@@ -31,6 +31,9 @@ from app.locations.models import Location
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_MILE = 1.609344
+# A radius test allows this much float noise, so a practice exactly on the radius
+# (as computed in Python, or on the other backend) is inside on both backends.
+DISTANCE_SLACK_KM = 1e-9
 
 _rtree = sql_table(
     "locations_rtree",

@@ -159,7 +159,7 @@ def _geo_conditions(
     box = geo.box_around(*origin, radius_km)
     return [
         geo.spatial_prefilter(session, box=box, center=origin, reach_km=radius_km),
-        distance <= radius_km,
+        distance <= radius_km + geo.DISTANCE_SLACK_KM,
     ]
 
 
