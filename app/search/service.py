@@ -17,15 +17,19 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    String,
     and_,
+    cast,
     exists,
     func,
     literal,
+    null,
     or_,
     select,
     tuple_,
+    union_all,
 )
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import InvalidInput
@@ -54,6 +58,7 @@ from app.therapists.models import (
     therapist_certifications,
     therapist_conditions,
     therapist_languages,
+    therapist_services,
 )
 from app.therapists.schemas import SpecialtyRead
 
@@ -63,41 +68,9 @@ GENERAL_PT = "225100000X"  # matches every physical therapist (any 2251* code)
 def search_therapists(session: Session, query: SearchQuery) -> SearchResults:
     today = utcnow().date()
     distance = geo.haversine_km(query.origin.latitude, query.origin.longitude)
-    matches = _matches(session, query, today, distance, without=None).subquery("m")
-
-    per_therapist = (
-        select(matches.c.tid, func.min(matches.c.d).label("d")).group_by(matches.c.tid)
-    ).subquery("g")
-    total = session.scalar(select(func.count()).select_from(per_therapist)) or 0
-
-    page = select(per_therapist.c.tid, per_therapist.c.d)
-    keyset = _decode_cursor(query)
-    if query.sort is Sort.DISTANCE:
-        if keyset:
-            page = page.where(tuple_(per_therapist.c.d, per_therapist.c.tid) > tuple_(*keyset))
-        page = page.order_by(per_therapist.c.d, per_therapist.c.tid)
-    else:
-        page = page.join(Therapist, Therapist.id == per_therapist.c.tid).add_columns(
-            Therapist.last_name_key, Therapist.first_name_key
-        )
-        order = (Therapist.last_name_key, Therapist.first_name_key, per_therapist.c.tid)
-        if keyset:
-            page = page.where(tuple_(*order) > tuple_(*keyset))
-        page = page.order_by(*order)
-    rows = session.execute(page.limit(query.limit + 1)).all()
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        key = [last.d, last.tid] if query.sort is Sort.DISTANCE else [
-            last.last_name_key, last.first_name_key, last.tid]  # fmt: skip
-        next_cursor = _encode_cursor(query, key)
-
-    items = _hits(session, query, matches, [(row.tid, row.d) for row in rows], today)
+    ranked_rows, total, next_cursor = _page(session, query, today, distance)
     return SearchResults(
-        items=items,
+        items=_hits(session, query, ranked_rows, today),
         total=total,
         next_cursor=next_cursor,
         facets=_facets(session, query, today, distance),
@@ -111,6 +84,73 @@ def search_therapists(session: Session, query: SearchQuery) -> SearchResults:
             bbox=list(query.origin.bbox) if query.origin.bbox else None,
         ),
     )
+
+
+def _materialized(statement: Select[Any], name: str) -> Any:
+    """A CTE computed once however often it is referenced (SQLite ≥ 3.35, PostgreSQL ≥ 12)."""
+    return statement.cte(name).prefix_with("MATERIALIZED")
+
+
+def _page(
+    session: Session, query: SearchQuery, today: date, distance: ColumnElement[float]
+) -> tuple[dict[int, list[tuple[int, float]]], int, str | None]:
+    """One statement: the page's therapists in order, each with its nearest qualifying
+    practices (at most 3), and the total — the match set is computed once."""
+    matches = _matches(session, query, today, distance, without=None).subquery("m")
+    ranked = _materialized(
+        select(
+            matches.c.tid,
+            matches.c.pid,
+            matches.c.d,
+            func.row_number()
+            .over(partition_by=matches.c.tid, order_by=(matches.c.d, matches.c.pid))
+            .label("rn"),
+        ),
+        "ranked",
+    )
+    best = select(ranked.c.tid, ranked.c.d).where(ranked.c.rn == 1).subquery("best")
+    total = select(func.count()).select_from(best).scalar_subquery()
+
+    keyset = _decode_cursor(query)
+    if query.sort is Sort.DISTANCE:
+        order: tuple[Any, ...] = (best.c.d, best.c.tid)
+        page = select(best.c.tid, best.c.d)
+    else:
+        order = (Therapist.last_name_key, Therapist.first_name_key, best.c.tid)
+        page = select(best.c.tid, best.c.d, Therapist.last_name_key, Therapist.first_name_key)
+        page = page.join(Therapist, Therapist.id == best.c.tid)
+    if keyset:
+        page = page.where(tuple_(*order) > tuple_(*keyset))
+    page_rows = page.order_by(*order).limit(query.limit + 1).subquery("page")
+
+    sort_key = (
+        (page_rows.c.d, page_rows.c.tid)
+        if query.sort is Sort.DISTANCE
+        else (page_rows.c.last_name_key, page_rows.c.first_name_key, page_rows.c.tid)
+    )
+    statement = (
+        select(*page_rows.c, ranked.c.pid, ranked.c.d.label("practice_d"), total.label("total"))
+        .join(ranked, and_(ranked.c.tid == page_rows.c.tid, ranked.c.rn <= MAX_PRACTICES_PER_ITEM))
+        .order_by(*sort_key, ranked.c.rn)
+    )
+    rows = session.execute(statement).all()
+
+    therapists: dict[int, list[tuple[int, float]]] = {}
+    keys: list[list[Any]] = []
+    for row in rows:
+        if row.tid not in therapists:
+            therapists[row.tid] = []
+            keys.append([row.d, row.tid] if query.sort is Sort.DISTANCE
+                        else [row.last_name_key, row.first_name_key, row.tid])  # fmt: skip
+        therapists[row.tid].append((row.pid, row.practice_d))
+    # An empty page (the data changed under a cursor) carries no total: count on its own.
+    count = rows[0].total if rows else session.scalar(select(total)) or 0
+
+    next_cursor = None
+    if len(therapists) > query.limit:
+        del therapists[keys[query.limit][-1]]
+        next_cursor = _encode_cursor(query, keys[query.limit - 1])
+    return therapists, count, next_cursor
 
 
 def _current(today: date) -> ColumnElement[bool]:
@@ -232,115 +272,120 @@ def _prefix(column: Any, word: str) -> ColumnElement[bool]:
 def _hits(
     session: Session,
     query: SearchQuery,
-    matches: Any,
-    ranked: list[tuple[int, float]],
+    ranked: dict[int, list[tuple[int, float]]],
     today: date,
 ) -> list[TherapistHit]:
+    """The page's items, loaded with a few set-based reads (no per-row queries)."""
     if not ranked:
         return []
-    ids = [tid for tid, _d in ranked]
-    practice_rows = session.execute(
-        select(matches.c.tid, matches.c.pid, matches.c.d)
-        .where(matches.c.tid.in_(ids))
-        .order_by(matches.c.tid, matches.c.d, matches.c.pid)
-    ).all()
-    nearest: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for row in practice_rows:
-        if len(nearest[row.tid]) < MAX_PRACTICES_PER_ITEM:
-            nearest[row.tid].append((row.pid, row.d))
+    ids = list(ranked)
+    practice_ids = [pid for practices in ranked.values() for pid, _d in practices]
 
-    therapists = {
-        t.id: t
-        for t in session.scalars(
-            select(Therapist)
-            .where(Therapist.id.in_(ids))
-            .options(
-                selectinload(Therapist.specialties).selectinload(TherapistSpecialty.specialty),
-                selectinload(Therapist.conditions),
-                selectinload(Therapist.services),
-                selectinload(Therapist.certifications),
-                selectinload(Therapist.languages),
-            )
+    people = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Therapist.id, Therapist.npi, Therapist.first_name, Therapist.middle_name,
+                Therapist.last_name, Therapist.name_suffix, Therapist.credentials,
+                Therapist.gender,
+            ).where(Therapist.id.in_(ids))
         )
-    }
-    practice_ids = [pid for rows in nearest.values() for pid, _d in rows]
-    practices = {
-        p.id: p
-        for p in session.scalars(
-            select(Practice).where(Practice.id.in_(practice_ids)).options(
-                selectinload(Practice.location))
+    }  # fmt: skip
+    specialties: dict[int, list[SpecialtyRead]] = defaultdict(list)
+    for specialty in session.execute(
+        select(TherapistSpecialty.therapist_id, TherapistSpecialty.specialty_code,
+               TherapistSpecialty.is_primary, Specialty.slug, Specialty.display_name)
+        .join(Specialty, Specialty.code == TherapistSpecialty.specialty_code)
+        .where(TherapistSpecialty.therapist_id.in_(ids))
+        .order_by(TherapistSpecialty.is_primary.desc(), TherapistSpecialty.specialty_code)
+    ):  # fmt: skip
+        specialties[specialty.therapist_id].append(
+            SpecialtyRead(code=specialty.specialty_code, slug=specialty.slug,
+                          display_name=specialty.display_name, primary=specialty.is_primary)
+        )  # fmt: skip
+    links: dict[tuple[str, int], list[str]] = defaultdict(list)
+    link_rows = union_all(
+        *(
+            select(
+                literal(kind).label("kind"), table.c.therapist_id, table.c[column].label("v")
+            ).where(table.c.therapist_id.in_(ids))
+            for kind, (table, column) in _LINK_TABLES.items()
+        )
+    ).subquery("links")
+    for link in session.execute(select(link_rows).order_by(link_rows.c.kind, link_rows.c.v)):
+        links[(link.kind, link.therapist_id)].append(link.v)
+
+    locations = {
+        row.practice_id: row
+        for row in session.execute(
+            select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
+                   Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS)
+            .join(Location, Location.id == Practice.location_id)
+            .where(Practice.id.in_(practice_ids))
         )
     }  # fmt: skip
     plans: dict[int, list[PlanEntry]] = defaultdict(list)
-    for participation, plan, payer in session.execute(
-        select(Participation, Plan, Payer)
+    for entry in session.execute(
+        select(Participation.practice_id, Participation.network_tier,
+               Participation.effective_from, Participation.effective_to,
+               Participation.verified_at, Plan.id.label("plan_id"), Plan.name.label("plan_name"),
+               Plan.plan_type, Payer.id.label("payer_id"), Payer.name.label("payer_name"))
         .join(Plan, Plan.id == Participation.plan_id)
         .join(Payer, Payer.id == Plan.payer_id)
         .where(Participation.practice_id.in_(practice_ids), _current(today))
         .order_by(Payer.name, Plan.name)
-    ).all():
-        plans[participation.practice_id].append(
-            PlanEntry(
-                plan_id=plan.id,
-                plan_name=plan.name,
-                plan_type=plan.plan_type,
-                payer_id=payer.id,
-                payer_name=payer.name,
-                network_tier=participation.network_tier,
-                effective_from=participation.effective_from,
-                effective_to=participation.effective_to,
-                verified_at=participation.verified_at,
-            )
-        )
+    ):  # fmt: skip
+        plans[entry.practice_id].append(PlanEntry.model_validate(entry, from_attributes=True))
 
     factor = geo.KM_PER_MILE if query.unit is Unit.MI else 1.0
     hits = []
-    for tid, best in ranked:
-        therapist = therapists[tid]
+    for tid, practices in ranked.items():
+        person = people[tid]
         hits.append(
             TherapistHit(
-                id=therapist.id,
-                npi=therapist.npi,
-                first_name=therapist.first_name,
-                middle_name=therapist.middle_name,
-                last_name=therapist.last_name,
-                name_suffix=therapist.name_suffix,
-                credentials=therapist.credentials,
-                gender=therapist.gender,
-                specialties=_specialties(therapist),
-                certifications=[c.code for c in therapist.certifications],
-                conditions=[c.slug for c in therapist.conditions],
-                services=[s.slug for s in therapist.services],
-                languages=[lang.code for lang in therapist.languages],
-                distance=round(best / factor, 2),
+                id=tid,
+                npi=person.npi,
+                first_name=person.first_name,
+                middle_name=person.middle_name,
+                last_name=person.last_name,
+                name_suffix=person.name_suffix,
+                credentials=person.credentials,
+                gender=person.gender,
+                specialties=specialties[tid],
+                certifications=links[("certifications", tid)],
+                conditions=links[("conditions", tid)],
+                services=links[("services", tid)],
+                languages=links[("languages", tid)],
+                distance=round(practices[0][1] / factor, 2),
                 practices=[
                     PracticeHit(
                         id=pid,
                         distance=round(d / factor, 2),
-                        accepting_new_patients=practices[pid].accepting_new_patients,
-                        telehealth=practices[pid].telehealth,
-                        home_visits=practices[pid].home_visits,
-                        location=LocationRead.model_validate(practices[pid].location),
+                        accepting_new_patients=locations[pid].accepting_new_patients,
+                        telehealth=locations[pid].telehealth,
+                        home_visits=locations[pid].home_visits,
+                        location=LocationRead.model_validate(locations[pid], from_attributes=True),
                         plans=plans[pid],
                     )
-                    for pid, d in nearest[tid]
+                    for pid, d in practices
                 ],
             )
         )
     return hits
 
 
-def _specialties(therapist: Therapist) -> list[SpecialtyRead]:
-    ordered = sorted(therapist.specialties, key=lambda s: (not s.is_primary, s.specialty_code))
-    return [
-        SpecialtyRead(
-            code=s.specialty_code,
-            slug=s.specialty.slug,
-            display_name=s.specialty.display_name,
-            primary=s.is_primary,
-        )
-        for s in ordered
-    ]
+_LINK_TABLES: dict[str, tuple[Any, str]] = {
+    "certifications": (therapist_certifications, "certification_code"),
+    "conditions": (therapist_conditions, "condition_slug"),
+    "languages": (therapist_languages, "language_code"),
+    "services": (therapist_services, "service_slug"),
+}
+_LOCATION_COLUMNS = (
+    Location.id, Location.name, Location.address_line1, Location.address_line2, Location.city,
+    Location.state, Location.zip, Location.latitude, Location.longitude,
+    Location.geocode_precision, Location.phone, Location.fax, Location.facility_type,
+    Location.accessibility, Location.updated_at,
+)  # fmt: skip
 
 
 # --- facets -------------------------------------------------------------------------------
@@ -349,21 +394,98 @@ def _specialties(therapist: Therapist) -> list[SpecialtyRead]:
 def _facets(
     session: Session, query: SearchQuery, today: date, distance: ColumnElement[float]
 ) -> dict[str, list[FacetCount]]:
-    """Counts of matching therapists per value; each facet ignores its own filter."""
+    """Counts of matching therapists per value; each facet ignores its own filter.
+
+    One statement: facets whose own filter is not in use share one match set
+    (computed once); a facet whose filter is in use gets a match set without it.
+    """
+    if not query.facets:
+        return {}
+    practice_columns = [column.label(facet.value) for facet, column in _PRACTICE_FACETS.items()]
+    shared = None
+    branches = []
+    for facet in query.facets:
+        if _selected(query, facet):
+            source = _materialized(
+                _matches(session, query, today, distance, without=facet, extra=practice_columns),
+                f"m_{facet.value}",
+            )
+        else:
+            if shared is None:
+                shared = _materialized(
+                    _matches(session, query, today, distance, without=None, extra=practice_columns),
+                    "m_all",
+                )
+            source = shared
+        branches.append(_facet_branch(facet, source, today))
+    counts: dict[str, dict[Any, tuple[str | None, int]]] = defaultdict(dict)
+    for row in session.execute(union_all(*branches)):
+        facet = Facet(row.facet)
+        counts[facet.value][_facet_value(facet, row.value)] = (row.label, row.n)
+
     results: dict[str, list[FacetCount]] = {}
     for facet in query.facets:
-        counts, labels = _facet_counts(session, query, today, distance, facet)
-        selected = _selected(query, facet)
-        for value in selected:
-            counts.setdefault(value, 0)  # a chosen value stays visible in its menu
+        values = counts[facet.value]
+        for value in _selected(query, facet):
+            values.setdefault(value, (None, 0))  # a chosen value stays visible in its menu
         results[facet.value] = [
-            FacetCount(value=value, label=labels.get(value), count=count)
-            for value, count in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+            FacetCount(value=value, label=label, count=n)
+            for value, (label, n) in sorted(values.items(), key=lambda i: (-i[1][1], str(i[0])))
         ]
     return results
 
 
+def _facet_branch(facet: Facet, source: Any, today: date) -> Select[Any, Any, Any, Any]:
+    """SELECT facet, value, label, count of distinct therapists — one facet's counts."""
+    name = literal(facet.value).label("facet")
+    therapists = func.count(func.distinct(source.c.tid)).label("n")
+    if facet in _PRACTICE_FACETS:
+        value = source.c[facet.value]
+        return (
+            select(name, cast(value, String).label("value"), null_label(), therapists)
+            .where(value.is_not(None))
+            .group_by(value)
+        )
+    if facet is Facet.PLAN_ID:
+        return (
+            select(name, cast(Plan.id, String).label("value"), Plan.name.label("label"),
+                   therapists)
+            .join(Participation, Participation.practice_id == source.c.pid)
+            .join(Plan, Plan.id == Participation.plan_id)
+            .where(_current(today))
+            .group_by(Plan.id, Plan.name)
+        )  # fmt: skip
+    if facet is Facet.GENDER:
+        return (
+            select(name, cast(Therapist.gender, String).label("value"), null_label(), therapists)
+            .join(Therapist, Therapist.id == source.c.tid)
+            .where(Therapist.gender.is_not(None))
+            .group_by(Therapist.gender)
+        )
+    value, owner, key, label = _LINKED_FACETS[facet]
+    return (
+        select(name, value.label("value"), label.label("label"), therapists)
+        .join(source, source.c.tid == owner)
+        .join(key.class_, key == value)
+        .group_by(value, label)
+    )
+
+
+def null_label() -> ColumnElement[Any]:
+    return cast(null(), String).label("label")
+
+
+def _facet_value(facet: Facet, text: str) -> Any:
+    """Facet values come back as text from the UNION; give them their JSON type."""
+    if facet is Facet.PLAN_ID:
+        return int(text)
+    if facet in (Facet.ACCEPTING_NEW_PATIENTS, Facet.TELEHEALTH):
+        return text.lower() in ("1", "true", "t")
+    return text
+
+
 def _selected(query: SearchQuery, facet: Facet) -> list[Any]:
+    """The values a facet's own filter currently selects."""
     selected: dict[Facet, list[Any]] = {
         Facet.SPECIALTY: list(query.specialties),
         Facet.CONDITION: list(query.conditions),
@@ -376,7 +498,7 @@ def _selected(query: SearchQuery, facet: Facet) -> list[Any]:
         else [query.accepting_new_patients],
         Facet.TELEHEALTH: [] if query.telehealth is None else [query.telehealth],
     }
-    return selected[facet]  # fmt: skip
+    return selected[facet]
 
 
 # Facets counted over practice rows: any qualifying practice with the value counts.
@@ -400,52 +522,6 @@ _LINKED_FACETS: dict[Facet, tuple[Any, Any, Any, Any]] = {
         Language.code, Language.name,
     ),
 }  # fmt: skip
-
-
-def _facet_counts(
-    session: Session,
-    query: SearchQuery,
-    today: date,
-    distance: ColumnElement[float],
-    facet: Facet,
-) -> tuple[dict[Any, int], dict[Any, str]]:
-    """(value → therapists, value → label) for one facet, without that facet's own filter."""
-    base = _matches(session, query, today, distance, without=facet)
-    if facet in _PRACTICE_FACETS:
-        column = _PRACTICE_FACETS[facet]
-        statement = base.with_only_columns(
-            column, func.count(func.distinct(Practice.therapist_id))
-        ).group_by(column)
-        rows = session.execute(statement).tuples()
-        return {_plain(v): n for v, n in rows if v is not None}, {}
-
-    matched = base.subquery("m")
-    if facet is Facet.PLAN_ID:
-        plan_counts = (
-            select(Participation.plan_id, func.count(func.distinct(matched.c.tid)))
-            .join(Participation, Participation.practice_id == matched.c.pid)
-            .where(_current(today))
-            .group_by(Participation.plan_id)
-        )
-        counts = {plan_id: n for plan_id, n in session.execute(plan_counts).tuples()}
-        names = select(Plan.id, Plan.name).where(Plan.id.in_(list(counts)))
-        return counts, {plan_id: name for plan_id, name in session.execute(names).tuples()}
-
-    therapists = select(matched.c.tid).distinct().subquery("t")
-    if facet is Facet.GENDER:
-        genders = (
-            select(Therapist.gender, func.count())
-            .join(therapists, therapists.c.tid == Therapist.id)
-            .where(Therapist.gender.is_not(None))
-            .group_by(Therapist.gender)
-        )
-        return {_plain(v): n for v, n in session.execute(genders).tuples()}, {}
-
-    value, owner, key, label = _LINKED_FACETS[facet]
-    linked = select(value, func.count()).join(therapists, therapists.c.tid == owner).group_by(value)
-    counts = {v: n for v, n in session.execute(linked).tuples()}
-    labels = select(key, label).where(key.in_(list(counts)))
-    return counts, {k: text for k, text in session.execute(labels).tuples()}
 
 
 def _plain(value: Any) -> Any:

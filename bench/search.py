@@ -1,0 +1,271 @@
+"""Search latency: hand-written SQL vs the service in process vs HTTP through uvicorn.
+
+    python bench/search.py --backend sqlite --practices 200000
+    python bench/search.py --backend postgres --practices 1000000 \
+        --admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+Builds the dataset on first use (bench/dataset.py), then runs each query case
+`--repeat` times per layer, cases interleaved, after a warm-up, and prints one
+Markdown table: p50/p95/p99 in ms and queries per second (sequential, one
+client). The raw-SQL layer answers the same question (page of therapist ids
+with distances, and the total) in one hand-tuned statement; it has no facets.
+"""
+
+import argparse
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.db import create_db_engine
+from app.networks.models import Plan
+from app.search.params import get_search_query
+from app.search.service import search_therapists
+from bench.dataset import database_url, ensure_dataset
+
+ORIGINS = {
+    "dense (Manhattan 10001)": (40.7506, -73.9971),
+    "suburb (Naperville 60540)": (41.7640, -88.1530),
+    "rural (Miles City 59301)": (46.4083, -105.8406),
+}
+FACETS = "specialty,plan_id,accepting_new_patients,language"
+EARTH_RADIUS_KM = 6371.0088
+RADIUS_MI = 25.0
+
+
+@dataclass
+class Case:
+    name: str
+    lat: float
+    lon: float
+    neurology: bool = False
+    plan_and_accepting: bool = False
+    facets: bool = False
+    page: int = 1
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def params(self, plan_id: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"lat": self.lat, "lon": self.lon, "radius": RADIUS_MI}
+        if self.neurology:
+            params["specialty"] = ["neurology"]
+        if self.plan_and_accepting:
+            params["plan_id"] = [str(plan_id)]
+            params["accepting_new_patients"] = True
+        if self.facets:
+            params["facets"] = [FACETS]
+        return params
+
+
+def build_cases() -> list[Case]:
+    cases = []
+    for origin, (lat, lon) in ORIGINS.items():
+        cases += [
+            Case(f"{origin}: no filter", lat, lon),
+            Case(f"{origin}: neurology", lat, lon, neurology=True),
+            Case(f"{origin}: neuro + plan + accepting", lat, lon, True, True),
+            Case(f"{origin}: no filter + facets", lat, lon, facets=True),
+            Case(f"{origin}: neuro + plan + accepting + facets", lat, lon, True, True, True),
+            Case(f"{origin}: no filter, page 5", lat, lon, page=5),
+        ]
+    return cases
+
+
+def raw_sql(dialect: str, case: Case, plan_id: int, after: tuple[float, int] | None) -> Any:
+    """The best single statement we found for the page and the total."""
+    radius_km = RADIUS_MI * 1.609344
+    filters = []
+    if case.neurology:
+        filters.append(
+            "EXISTS (SELECT 1 FROM therapist_specialties ts WHERE ts.therapist_id = p.therapist_id"
+            " AND ts.specialty_code = '2251N0400X')"
+        )
+    if case.plan_and_accepting:
+        filters.append(
+            "p.accepting_new_patients AND EXISTS (SELECT 1 FROM participations pp"
+            f" WHERE pp.practice_id = p.id AND pp.plan_id = {plan_id}"
+            " AND (pp.effective_from IS NULL OR pp.effective_from <= CURRENT_DATE)"
+            " AND (pp.effective_to IS NULL OR pp.effective_to >= CURRENT_DATE))"
+        )
+    where = "".join(f" AND {f}" for f in filters)
+    keyset = " WHERE (g.d, g.tid) > (:after_d, :after_tid)" if after else ""
+    if dialect == "postgresql":
+        matches = (
+            "SELECT p.therapist_id AS tid, ST_Distance(l.geog, o.g, false) / 1000 AS d"
+            " FROM locations l JOIN practices p ON p.location_id = l.id,"
+            " (SELECT ST_MakePoint(:lon, :lat)::geography AS g) o"
+            f" WHERE ST_DWithin(l.geog, o.g, :radius_m, false){where}"
+        )
+    else:
+        lat_pad = radius_km / 111.0
+        lon_pad = lat_pad / max(0.01, math.cos(math.radians(case.lat)))
+        haversine = (
+            "2 * 6371.0088 * asin(sqrt(power(sin((radians(l.latitude) - radians(:lat)) / 2), 2)"
+            " + cos(radians(:lat)) * cos(radians(l.latitude))"
+            " * power(sin((radians(l.longitude) - radians(:lon)) / 2), 2)))"
+        )
+        matches = (
+            f"SELECT p.therapist_id AS tid, {haversine} AS d"
+            " FROM locations_rtree r JOIN locations l ON l.id = r.id"
+            " JOIN practices p ON p.location_id = l.id"
+            f" WHERE r.min_lat >= {case.lat - lat_pad} AND r.max_lat <= {case.lat + lat_pad}"
+            f" AND r.min_lon >= {case.lon - lon_pad} AND r.max_lon <= {case.lon + lon_pad}{where}"
+        )
+    statement = text(
+        f"WITH m AS ({matches}),"
+        " g AS (SELECT tid, min(d) AS d FROM m WHERE d <= :radius_km GROUP BY tid),"
+        " t AS (SELECT count(*) AS total FROM g)"
+        f" SELECT g.tid, g.d, t.total FROM g, t{keyset} ORDER BY g.d, g.tid LIMIT 20"
+    )
+    params: dict[str, Any] = {
+        "lat": case.lat, "lon": case.lon, "radius_m": radius_km * 1000, "radius_km": radius_km,
+    }  # fmt: skip
+    if after:
+        params |= {"after_d": after[0], "after_tid": after[1]}
+    return statement, params
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = dict(os.environ, PTDIR_DATABASE_URL=url)
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
+         str(port), "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit("the API server did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the therapist search.")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--practices", type=int, default=200_000)
+    parser.add_argument("--admin-url")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+
+    url = database_url(args.backend, args.practices, args.admin_url)
+    count = ensure_dataset(url, args.practices)
+    engine = create_db_engine(url)
+    dialect = engine.dialect.name
+    with Session(engine) as session:
+        plan_id = session.scalar(select(Plan.id).where(Plan.name == "Medicare Part B")) or 1
+    cases = build_cases()
+    server, base = start_server(url)
+    client = httpx.Client(base_url=base, timeout=30)
+
+    def page_cursor(case: Case) -> tuple[str | None, tuple[float, int] | None]:
+        """The API cursor and the raw-SQL keyset that open page `case.page`."""
+        cursor, last = None, None
+        for _ in range(case.page - 1):
+            params = case.params(plan_id) | ({"cursor": cursor} if cursor else {})
+            cursor = client.get("/v1/search/therapists", params=params).json()["next_cursor"]
+            statement, raw_params = raw_sql(dialect, case, plan_id, last)
+            with engine.connect() as connection:
+                rows = connection.execute(statement, raw_params).all()
+            last = (rows[-1].d, rows[-1].tid) if rows else last
+        return cursor, last
+
+    cursors = {case.name: page_cursor(case) for case in cases}
+
+    def run_raw(case: Case) -> None:
+        statement, params = raw_sql(dialect, case, plan_id, cursors[case.name][1])
+        with engine.connect() as connection:
+            connection.execute(statement, params).all()
+
+    def run_service(case: Case) -> None:
+        with Session(engine) as session:
+            query = get_search_query(session, **_kwargs(case.params(plan_id),
+                                                        cursors[case.name][0]))  # fmt: skip
+            search_therapists(session, query)
+
+    def run_http(case: Case) -> None:
+        cursor = cursors[case.name][0]
+        params = case.params(plan_id) | ({"cursor": cursor} if cursor else {})
+        client.get("/v1/search/therapists", params=params).raise_for_status()
+
+    layers: dict[str, Callable[[Case], None]] = {
+        "raw SQL": run_raw, "service": run_service, "HTTP": run_http,
+    }  # fmt: skip
+    try:
+        for layer, run in layers.items():
+            for case in cases:
+                if layer == "raw SQL" and case.facets:
+                    continue
+                for _ in range(3):
+                    run(case)  # warm-up: caches, prepared plans, connections
+                case.samples[layer] = []
+        for _ in range(args.repeat):
+            for layer, run in layers.items():
+                for case in cases:
+                    if layer not in case.samples:
+                        continue
+                    started = time.perf_counter()
+                    run(case)
+                    case.samples[layer].append(time.perf_counter() - started)
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)
+
+    print(f"\n{dialect}, {count:,} practices, radius {RADIUS_MI:g} mi, "
+          f"{args.repeat} runs per cell, sequential\n")  # fmt: skip
+    print("| case | layer | p50 ms | p95 ms | p99 ms | q/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for case in cases:
+        for layer, samples in case.samples.items():
+            mean = statistics.fmean(samples)
+            print(f"| {case.name} | {layer} | {percentile(samples, 0.5):.1f} | "
+                  f"{percentile(samples, 0.95):.1f} | {percentile(samples, 0.99):.1f} | "
+                  f"{1 / mean:.0f} |")  # fmt: skip
+    print()
+    for layer in layers:
+        merged = [s for case in cases for s in case.samples.get(layer, [])]
+        plain = [s for case in cases if not case.facets for s in case.samples.get(layer, [])]
+        print(f"all cases, {layer}: p50 {percentile(merged, 0.5):.1f} ms, "
+              f"p99 {percentile(merged, 0.99):.1f} ms; without facets p50 "
+              f"{percentile(plain, 0.5):.1f} ms")  # fmt: skip
+
+
+def _kwargs(params: dict[str, Any], cursor: str | None) -> dict[str, Any]:
+    """HTTP query parameters → keyword arguments of the search-query dependency."""
+    kwargs = dict(params)
+    if cursor:
+        kwargs["cursor"] = cursor
+    return kwargs
+
+
+if __name__ == "__main__":
+    main()
