@@ -52,3 +52,21 @@ def test_services_certifications_and_languages(client: TestClient) -> None:
 
 def test_sync_is_idempotent(db: Session) -> None:
     assert sync_reference_data(db) == 0
+
+
+def test_menus_show_the_languages_and_facility_types_in_use(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    from tests.factories import create_therapist, therapist_body
+
+    assert client.get("/v1/languages", params={"in_use": "true"}).json() == []
+    create_therapist(client, admin, therapist_body(languages=["en", "vi"]))
+    spoken = client.get("/v1/languages", params={"in_use": "true"}).json()
+    assert [lang["code"] for lang in spoken] == ["en", "vi"]
+
+    kinds = {k["value"]: k for k in client.get("/v1/facility-types").json()}
+    assert set(kinds) == {"private_practice", "hospital_outpatient", "outpatient_clinic",
+                          "home_health", "skilled_nursing", "aquatic_center"}  # fmt: skip
+    assert kinds["private_practice"]["locations"] == 1
+    assert kinds["home_health"]["locations"] == 0
+    assert kinds["aquatic_center"]["label"] == "Aquatic therapy center"

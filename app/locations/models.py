@@ -18,6 +18,16 @@ class FacilityType(StrEnum):
     AQUATIC_CENTER = "aquatic_center"
 
 
+FACILITY_LABELS = {
+    FacilityType.PRIVATE_PRACTICE: "Private practice",
+    FacilityType.HOSPITAL_OUTPATIENT: "Hospital outpatient department",
+    FacilityType.OUTPATIENT_CLINIC: "Outpatient clinic",
+    FacilityType.HOME_HEALTH: "Home health agency",
+    FacilityType.SKILLED_NURSING: "Skilled nursing facility",
+    FacilityType.AQUATIC_CENTER: "Aquatic therapy center",
+}
+
+
 class GeocodePrecision(StrEnum):
     PROVIDED = "provided"  # coordinates came with the record
     ZIP_CENTROID = "zip_centroid"  # placed at the ZIP's centroid (offline lookup)

@@ -1,17 +1,22 @@
 """Vocabularies for filter menus, so front ends need not hard-code them."""
 
-from fastapi import APIRouter
-from sqlalchemy import select
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
 
 from app.db import SessionDep
+from app.locations.models import FACILITY_LABELS, FacilityType, Location
 from app.reference.models import Certification, Condition, Language, Service, Specialty
 from app.reference.schemas import (
     CertificationRead,
     ConditionRead,
+    FacilityTypeRead,
     LanguageRead,
     ServiceRead,
     SpecialtyRead,
 )
+from app.therapists.models import therapist_languages
 
 router = APIRouter(prefix="/v1", tags=["reference data"])
 
@@ -47,7 +52,33 @@ def list_certifications(session: SessionDep) -> list[CertificationRead]:
 
 
 @router.get("/languages")
-def list_languages(session: SessionDep) -> list[LanguageRead]:
-    """ISO 639-1 languages a therapist can list."""
-    rows = session.scalars(select(Language).order_by(Language.code))
-    return [LanguageRead.model_validate(row) for row in rows]
+def list_languages(
+    session: SessionDep,
+    in_use: Annotated[
+        bool, Query(description="Only languages some therapist speaks (for filter menus)")
+    ] = False,
+) -> list[LanguageRead]:
+    """ISO 639-1 languages a therapist can list, or (`in_use=true`) the ones listed."""
+    statement = select(Language).order_by(Language.code)
+    if in_use:
+        spoken = select(therapist_languages.c.language_code).distinct()
+        statement = statement.where(Language.code.in_(spoken))
+    return [LanguageRead.model_validate(row) for row in session.scalars(statement)]
+
+
+@router.get("/facility-types")
+def list_facility_types(session: SessionDep) -> list[FacilityTypeRead]:
+    """Kinds of facility, with how many practice locations of each kind the directory has."""
+    counts = dict(
+        session.execute(
+            select(Location.facility_type, func.count())
+            .where(Location.facility_type.is_not(None))
+            .group_by(Location.facility_type)
+        )
+        .tuples()
+        .all()
+    )
+    return [
+        FacilityTypeRead(value=kind, label=FACILITY_LABELS[kind], locations=counts.get(kind, 0))
+        for kind in FacilityType
+    ]

@@ -1,3 +1,4 @@
+from app.locations.models import FacilityType
 from app.schemas import ReadModel
 
 
@@ -29,3 +30,9 @@ class CertificationRead(ReadModel):
 class LanguageRead(ReadModel):
     code: str
     name: str
+
+
+class FacilityTypeRead(ReadModel):
+    value: FacilityType
+    label: str
+    locations: int

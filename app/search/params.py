@@ -189,7 +189,9 @@ def get_search_query(
             examples=[10],
         ),
     ] = 25,
-    unit: Annotated[Unit, Query(description="Unit of radius and distances")] = Unit.MI,
+    unit: Annotated[
+        Unit, Query(description="Unit of radius and distances", examples=["mi"])
+    ] = Unit.MI,
     specialty: Annotated[
         list[str] | None,
         Query(
@@ -264,12 +266,17 @@ def get_search_query(
             examples=["garc"],
         ),
     ] = None,
-    sort: Annotated[Sort, Query(description="`distance` (nearest first) or `name`")] = (
-        Sort.DISTANCE
-    ),
+    sort: Annotated[
+        Sort, Query(description="`distance` (nearest first) or `name`", examples=["distance"])
+    ] = Sort.DISTANCE,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size", examples=[20])] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+        str | None,
+        Query(
+            max_length=500,
+            description="`next_cursor` of the previous page",
+            examples=["eyJ2IjoxLCJzIjoiZGlzdGFuY2UifQ"],
+        ),
     ] = None,
     facets: Annotated[
         list[str] | None,
