@@ -74,9 +74,7 @@ def list_facility_types(session: SessionDep) -> list[FacilityTypeRead]:
             select(Location.facility_type, func.count())
             .where(Location.facility_type.is_not(None))
             .group_by(Location.facility_type)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return [
         FacilityTypeRead(value=kind, label=FACILITY_LABELS[kind], locations=counts.get(kind, 0))
