@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -186,6 +186,14 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError):
+            # A value the column cannot hold that validation let through: still the
+            # client's input, so a 422 rather than a 500 (and logged, to tighten validation).
+            logger.warning("database refused a value: %s", exc.orig)
+            invalid = InvalidInput(
+                [], detail="a value is out of range or malformed for the directory's storage"
+            )
+            return problem_response(invalid.problem())
         if exc.connection_invalidated or _is_connection_error(exc):
             error = ServiceUnavailable("The database is unavailable; retry shortly.")
             return problem_response(error.problem(), {"Retry-After": "5"})

@@ -7,6 +7,7 @@ ZIP+4 gets its hyphen) so the database holds one spelling of each value.
 import csv
 import math
 import re
+import unicodedata
 from functools import cache
 from typing import Annotated
 
@@ -95,6 +96,17 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+def _printable(value: str) -> str:
+    """Control characters (NUL above all, which PostgreSQL cannot store) are refused."""
+    if has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
 Npi = Annotated[
     str,
     AfterValidator(_npi),
@@ -115,8 +127,14 @@ Longitude = Annotated[
     AfterValidator(_finite),
     Field(ge=-180, le=180, allow_inf_nan=False, examples=[-87.6483]),
 ]
-Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=100)]
-ShortText = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
+Name = Annotated[
+    str, BeforeValidator(_strip), AfterValidator(_printable), Field(min_length=1, max_length=100)
+]
+ShortText = Annotated[
+    str, BeforeValidator(_strip), AfterValidator(_printable), Field(min_length=1, max_length=200)
+]
+# Free text with no whitespace trimming rules of its own (tiers, credentials, suffixes).
+Label = Annotated[str, BeforeValidator(_strip), AfterValidator(_printable)]
 
 # Record ids are 32-bit on PostgreSQL: a larger number cannot name a record, and
 # must be a 422 rather than reach the database.

@@ -203,3 +203,18 @@ def test_invalid_plan_is_422_naming_the_field(
     assert response.status_code == 422, case
     assert field in [error["field"] for error in response.json()["errors"]]
     assert client.get("/v1/plans").json() == []
+
+
+def test_control_characters_in_text_are_refused_not_stored(
+    client: TestClient, admin: dict[str, str], db: Session
+) -> None:
+    """PostgreSQL cannot store NUL; no backend should accept it (or other controls)."""
+    for changes, field in (
+        ({"first_name": "A\u0000na"}, "first_name"),
+        ({"credentials": ["PT\u0007"]}, "credentials[0]"),
+        (_location(address_line1="1 Main\u0000 St"), "practices[0].location.address_line1"),
+    ):
+        response = client.post("/v1/therapists", json=therapist_body(**changes), headers=admin)
+        assert response.status_code == 422, response.text
+        assert field in [error["field"] for error in response.json()["errors"]]
+    assert db.scalar(select(func.count()).select_from(Therapist)) == 0

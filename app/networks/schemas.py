@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from app.db import utcnow
-from app.fields import Phone, RecordId, ShortText, us_state_codes
+from app.fields import Label, Phone, RecordId, ShortText, us_state_codes
 from app.networks.models import PlanType
 from app.schemas import ReadModel, WriteModel
 
@@ -33,7 +33,7 @@ HiosPlanId = Annotated[
     AfterValidator(_hios),
     Field(description="14-character HIOS standard component id", examples=["12345IL0010001"]),
 ]
-NetworkTier = Annotated[str, Field(min_length=1, max_length=60, examples=["preferred"])]
+NetworkTier = Annotated[Label, Field(min_length=1, max_length=60, examples=["preferred"])]
 
 
 class PayerCreate(WriteModel):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.db import SessionDep
 from app.errors import FieldError, InvalidInput
-from app.fields import MAX_ID
+from app.fields import MAX_ID, has_control_characters
 from app.geocoding import city_centroid, zip_centroid
 from app.locations.models import FacilityType
 from app.networks.models import Payer, Plan
@@ -120,6 +120,8 @@ def _parse_bbox(text: str) -> Origin:
 def _split(values: list[str] | None, name: str) -> list[str]:
     """Repeated parameters, each of which may also hold a comma-separated list."""
     items = [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+    if any(has_control_characters(item) for item in items):
+        raise _error(name, "values must not contain control characters")
     if len(items) > MAX_VALUES_PER_FILTER:
         raise _error(name, f"at most {MAX_VALUES_PER_FILTER} values")
     return list(dict.fromkeys(items))
@@ -305,6 +307,8 @@ def get_search_query(
     plan_ids = _known(session, Plan.id, _ids(_split(plan_id, "plan_id"), "plan_id"), "plan_id")
     payer_ids = _known(session, Payer.id, _ids(_split(payer_id, "payer_id"), "payer_id"),
                        "payer_id")  # fmt: skip
+    if q and has_control_characters(q):
+        raise _error("q", "q must not contain control characters")
     words = tuple(w for w in name_key(q).split(" ") if w) if q else ()
     facet_names = _split(facets, "facets")
     unknown = [name for name in facet_names if name not in Facet.__members__.values()]

@@ -9,6 +9,7 @@ every condition, and is ranked by the nearest such practice.
 import base64
 import hashlib
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import InvalidInput
+from app.fields import MAX_ID
 from app.locations.models import Location
 from app.locations.schemas import LocationRead
 from app.networks.models import Participation, Payer, Plan
@@ -96,7 +98,9 @@ def _page(
 ) -> tuple[dict[int, list[tuple[int, float]]], int, str | None]:
     """One statement: the page's therapists in order, each with its nearest qualifying
     practices (at most 3), and the total — the match set is computed once."""
-    matches = _matches(session, query, today, distance, without=None).subquery("m")
+    matches = _matches(session, query, today, distance, without=None, name="candidates").subquery(
+        "m"
+    )
     ranked = _materialized(
         select(
             matches.c.tid,
@@ -168,10 +172,15 @@ def _matches(
     distance: ColumnElement[float],
     *,
     without: Facet | None,
+    name: str,
     extra: Sequence[ColumnElement[Any]] = (),
 ) -> Select[Any]:
-    """Qualifying (therapist, practice, distance) rows; `without` drops that facet's filter."""
-    statement = (
+    """Qualifying (therapist, practice, distance) rows; `without` drops that facet's filter.
+
+    The candidates (spatial index, filters) are materialised with their distance, and
+    the radius is tested on that stored value: the distance is computed once per row.
+    """
+    candidates = (
         select(
             Practice.therapist_id.label("tid"),
             Practice.id.label("pid"),
@@ -179,16 +188,19 @@ def _matches(
             *extra,
         )
         .join(Location, Location.id == Practice.location_id)
-        .where(*_geo_conditions(session, query, distance))
+        .where(*_geo_conditions(session, query))
     )
     if (query.genders and without is not Facet.GENDER) or query.q:
-        statement = statement.join(Therapist, Therapist.id == Practice.therapist_id)
-    return statement.where(*_filter_conditions(query, today, without))
+        candidates = candidates.join(Therapist, Therapist.id == Practice.therapist_id)
+    rows = _materialized(candidates.where(*_filter_conditions(query, today, without)), name)
+    matches = select(*rows.c)
+    if query.radius_km is not None:
+        matches = matches.where(rows.c.d <= query.radius_km + geo.DISTANCE_SLACK_KM)
+    return matches
 
 
-def _geo_conditions(
-    session: Session, query: SearchQuery, distance: ColumnElement[float]
-) -> list[ColumnElement[bool]]:
+def _geo_conditions(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
+    """The spatial index pre-filter, and for a viewport the exact box test."""
     origin = (query.origin.latitude, query.origin.longitude)
     if query.origin.bbox is not None:
         box = geo.Box(*query.origin.bbox)
@@ -197,10 +209,7 @@ def _geo_conditions(
                 geo.in_box(box)]  # fmt: skip
     radius_km = query.radius_km or 0.0
     box = geo.box_around(*origin, radius_km)
-    return [
-        geo.spatial_prefilter(session, box=box, center=origin, reach_km=radius_km),
-        distance <= radius_km + geo.DISTANCE_SLACK_KM,
-    ]
+    return [geo.spatial_prefilter(session, box=box, center=origin, reach_km=radius_km)]
 
 
 def _has(link: Any, column: str, values: Iterable[str]) -> ColumnElement[bool]:
@@ -407,13 +416,29 @@ def _facets(
     for facet in query.facets:
         if _selected(query, facet):
             source = _materialized(
-                _matches(session, query, today, distance, without=facet, extra=practice_columns),
+                _matches(
+                    session,
+                    query,
+                    today,
+                    distance,
+                    without=facet,
+                    extra=practice_columns,
+                    name=f"c_{facet.value}",
+                ),
                 f"m_{facet.value}",
             )
         else:
             if shared is None:
                 shared = _materialized(
-                    _matches(session, query, today, distance, without=None, extra=practice_columns),
+                    _matches(
+                        session,
+                        query,
+                        today,
+                        distance,
+                        without=None,
+                        extra=practice_columns,
+                        name="c_all",
+                    ),
                     "m_all",
                 )
             source = shared
@@ -558,10 +583,31 @@ def _decode_cursor(query: SearchQuery) -> list[Any] | None:
         raise InvalidInput.at(
             ["query", "cursor"], "this cursor belongs to a different search; start from page 1"
         )
-    shape = (float, int) if query.sort is Sort.DISTANCE else (str, str, int)
-    if len(key) != len(shape) or not all(
-        (isinstance(v, t) and not isinstance(v, bool)) or (t is float and isinstance(v, int))
-        for v, t in zip(key, shape, strict=True)
-    ):
+    if not _valid_key(query.sort, key):
         raise invalid
     return [literal(v) for v in key]
+
+
+def _valid_key(sort: Sort, key: list[Any]) -> bool:
+    """A keyset the database can compare: finite distance, ids in range, plain-text names."""
+    if sort is Sort.DISTANCE:
+        if len(key) != 2:
+            return False
+        distance, therapist_id = key
+        return (
+            isinstance(distance, int | float)
+            and not isinstance(distance, bool)
+            and math.isfinite(distance)
+            and _valid_id(therapist_id)
+        )
+    if len(key) != 3:
+        return False
+    last, first, therapist_id = key
+    return all(
+        isinstance(name, str) and name.isascii() and name.isprintable() and len(name) <= 100
+        for name in (last, first)
+    ) and _valid_id(therapist_id)
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID

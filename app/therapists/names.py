@@ -9,4 +9,5 @@ def name_key(name: str | None) -> str:
     if not name:
         return ""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"\s+", " ", ascii_name.lower()).strip()
+    printable = "".join(char for char in ascii_name if char.isprintable() or char.isspace())
+    return re.sub(r"\s+", " ", printable.lower()).strip()

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
-from app.fields import Name, Npi
+from app.fields import Label, Name, Npi
 from app.locations.schemas import LocationIn, LocationRead
 from app.networks.models import PlanType
 from app.networks.schemas import ParticipationIn
@@ -46,8 +46,8 @@ CertificationCode = Annotated[
     Field(examples=["NCS"]),
 ]
 Credential = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
+    Label,
+    StringConstraints(min_length=1, max_length=20),
     Field(examples=["DPT"]),
 ]
 
@@ -96,7 +96,7 @@ class TherapistCreate(WriteModel):
     first_name: Name
     middle_name: Name | None = None
     last_name: Name
-    name_suffix: Annotated[str, Field(max_length=20)] | None = None
+    name_suffix: Annotated[Label, Field(max_length=20)] | None = None
     credentials: list[Credential] = Field(default_factory=list, max_length=10)
     gender: Gender | None = None
     specialties: list[SpecialtyIn] = Field(min_length=1, max_length=20)
@@ -115,7 +115,7 @@ class TherapistUpdate(WriteModel):
     first_name: Name | None = None
     middle_name: Name | None = None
     last_name: Name | None = None
-    name_suffix: Annotated[str, Field(max_length=20)] | None = None
+    name_suffix: Annotated[Label, Field(max_length=20)] | None = None
     credentials: list[Credential] | None = Field(default=None, max_length=10)
     gender: Gender | None = None
     specialties: list[SpecialtyIn] | None = Field(default=None, min_length=1, max_length=20)
