@@ -461,38 +461,54 @@ def _facets(
 
 
 def _facet_branch(facet: Facet, source: Any, today: date) -> Select[Any, Any, Any, Any]:
-    """SELECT facet, value, label, count of distinct therapists — one facet's counts."""
+    """SELECT facet, value, label, count of distinct therapists — one facet's counts.
+
+    Every branch starts from the (small, materialised) match set and looks rows up
+    by key from there, never the other way round.
+    """
     name = literal(facet.value).label("facet")
     therapists = func.count(func.distinct(source.c.tid)).label("n")
     if facet in _PRACTICE_FACETS:
         value = source.c[facet.value]
         return (
             select(name, cast(value, String).label("value"), null_label(), therapists)
+            .select_from(source)
             .where(value.is_not(None))
             .group_by(value)
         )
     if facet is Facet.PLAN_ID:
-        return (
-            select(name, cast(Plan.id, String).label("value"), Plan.name.label("label"),
-                   therapists)
+        # Count per plan first, name the plans after. Grouping by an expression (+ 0)
+        # keeps SQLite from walking the whole plan_id index to get its groups in order
+        # instead of looking up only the matched practices' participations.
+        plan_id = (Participation.plan_id + 0).label("plan_id")
+        per_plan = (
+            select(plan_id, therapists)
+            .select_from(source)
             .join(Participation, Participation.practice_id == source.c.pid)
-            .join(Plan, Plan.id == Participation.plan_id)
             .where(_current(today))
-            .group_by(Plan.id, Plan.name)
-        )  # fmt: skip
+            .group_by(plan_id)
+        ).subquery("per_plan")
+        return select(
+            name, cast(Plan.id, String).label("value"), Plan.name.label("label"), per_plan.c.n
+        ).join(per_plan, per_plan.c.plan_id == Plan.id)
     if facet is Facet.GENDER:
         return (
             select(name, cast(Therapist.gender, String).label("value"), null_label(), therapists)
+            .select_from(source)
             .join(Therapist, Therapist.id == source.c.tid)
             .where(Therapist.gender.is_not(None))
             .group_by(Therapist.gender)
         )
     value, owner, key, label = _LINKED_FACETS[facet]
-    return (
-        select(name, value.label("value"), label.label("label"), therapists)
-        .join(source, source.c.tid == owner)
-        .join(key.class_, key == value)
-        .group_by(value, label)
+    grouped = value.concat("").label("value")  # an expression, for the reason given for plans
+    per_value = (
+        select(grouped, therapists)
+        .select_from(source)
+        .join(owner.table, owner == source.c.tid)
+        .group_by(grouped)
+    ).subquery("per_value")
+    return select(name, per_value.c.value, label.label("label"), per_value.c.n).join(
+        per_value, per_value.c.value == key
     )
 
 
