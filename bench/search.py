@@ -151,7 +151,7 @@ def free_port() -> int:
 def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = dict(os.environ, PTDIR_DATABASE_URL=url)
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
          str(port), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=Path(__file__).resolve().parent.parent,
