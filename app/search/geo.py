@@ -9,14 +9,13 @@ the exact test is always on the haversine distance or on latitude/longitude.
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
     Float,
     and_,
-    case,
-    cast,
     column,
     func,
     literal,
@@ -25,7 +24,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import table as sql_table
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.locations.models import Location
 
@@ -62,16 +64,40 @@ class Box:
         return [(self.west, 180.0), (-180.0, self.east)]
 
 
+class _GreatCircleKm(FunctionElement[float]):
+    """`great_circle_km(lat, lon, origin_lat_rad, origin_lon_rad, cos_origin_lat)` in SQL.
+
+    One small node instead of a forty-node expression tree: cheap to cache-key on
+    every request, and rendered so the haversine term is evaluated once per row.
+    """
+
+    name = "great_circle_km"
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(_GreatCircleKm)
+def _render_great_circle(element: _GreatCircleKm, compiler: SQLCompiler, **kw: Any) -> str:
+    lat, lon, lat0, lon0, cos_lat0 = (compiler.process(c, **kw) for c in element.clauses)
+    term = (
+        f"power(sin((radians({lat}) - {lat0}) / 2.0), 2) + {cos_lat0} * cos(radians({lat}))"
+        f" * power(sin((radians({lon}) - {lon0}) / 2.0), 2)"
+    )
+    # Rounding can push the term a hair above 1, where asin is undefined.
+    least = "LEAST" if compiler.dialect.name == "postgresql" else "min"
+    return f"(2 * {EARTH_RADIUS_KM!r} * asin(sqrt({least}(1.0, {term}))))"
+
+
 def haversine_km(latitude: float, longitude: float) -> ColumnElement[float]:
     """SQL: the distance in km from a fixed point to each location."""
-    lat1, lon1 = math.radians(latitude), math.radians(longitude)
-    lat2, lon2 = func.radians(Location.latitude), func.radians(Location.longitude)
-    a = func.power(func.sin((lat2 - lat1) / 2), 2) + math.cos(lat1) * func.cos(lat2) * func.power(
-        func.sin((lon2 - lon1) / 2), 2
+    lat1 = math.radians(latitude)
+    return _GreatCircleKm(
+        Location.latitude,
+        Location.longitude,
+        literal(lat1, Float),
+        literal(math.radians(longitude), Float),
+        literal(math.cos(lat1), Float),
     )
-    # Rounding can push `a` a hair above 1, where asin is undefined.
-    clamped = case((a > 1.0, literal(1.0, Float)), else_=a)
-    return cast(2 * EARTH_RADIUS_KM * func.asin(func.sqrt(clamped)), Float)
 
 
 def haversine_km_py(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
