@@ -5,8 +5,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from app.paths import ALEMBIC_INI
+from app.reference.seed import sync_reference_data
 
 
 def alembic_config() -> Config:
@@ -38,10 +40,6 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def prepare_database(engine: Engine) -> None:
     """Bring the schema to head and the vocabularies up to date (idempotent)."""
-    from sqlalchemy.orm import Session
-
-    from app.reference.seed import sync_reference_data
-
     upgrade(engine)
     with Session(engine) as session, session.begin():
         sync_reference_data(session)

@@ -10,6 +10,7 @@ from app.geocoding import zip_centroid
 from app.locations.address import address_key
 from app.locations.models import GeocodePrecision, Location
 from app.locations.schemas import LocationIn
+from app.therapists.models import Practice
 
 _DETAILS = ("name", "phone", "fax", "facility_type")
 
@@ -69,8 +70,6 @@ def _place(location: Location, data: LocationIn, loc: Sequence[str | int]) -> No
 
 def delete_orphans(session: Session, location_ids: Iterable[int]) -> None:
     """Remove locations that no practice uses any more."""
-    from app.therapists.models import Practice
-
     ids = list(set(location_ids))
     if not ids:
         return
