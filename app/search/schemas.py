@@ -11,7 +11,7 @@ from app.locations.schemas import LocationRead
 from app.networks.models import PlanType
 from app.schemas import ReadModel
 from app.therapists.models import Gender
-from app.therapists.schemas import SpecialtyRead
+from app.therapists.schemas import SpecialtyRead, TherapistIdentity
 
 MAX_RADIUS = {"mi": 250.0, "km": 400.0}
 MAX_VALUES_PER_FILTER = 20
@@ -107,15 +107,7 @@ class PracticeHit(ReadModel):
     plans: list[PlanEntry] = Field(description="Networks this practice is in today")
 
 
-class TherapistHit(ReadModel):
-    id: int
-    npi: str
-    first_name: str
-    middle_name: str | None
-    last_name: str
-    name_suffix: str | None
-    credentials: list[str]
-    gender: Gender | None
+class TherapistHit(TherapistIdentity):
     specialties: list[SpecialtyRead]
     certifications: list[str]
     conditions: list[str]

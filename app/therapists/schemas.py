@@ -178,7 +178,9 @@ class PracticeRead(ReadModel):
     participations: list[PracticeParticipationRead]
 
 
-class TherapistRead(ReadModel):
+class TherapistIdentity(ReadModel):
+    """Who a therapist is: shared by the full record and by search results."""
+
     id: int
     npi: str
     first_name: str
@@ -187,6 +189,9 @@ class TherapistRead(ReadModel):
     name_suffix: str | None
     credentials: list[str]
     gender: Gender | None
+
+
+class TherapistRead(TherapistIdentity):
     specialties: list[SpecialtyRead]
     certifications: list[CodeName]
     conditions: list[SlugName]
