@@ -22,9 +22,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.config import Settings
+from app.errors import Conflict
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -87,6 +89,16 @@ def engine_from_settings(settings: Settings) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     # Objects stay readable after commit so responses can be built from them.
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def flush_or_conflict(session: Session, message: str) -> None:
+    """Flush, turning a unique-constraint violation into 409 without losing the session."""
+
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as error:
+        raise Conflict(message) from error
 
 
 def get_session(request: Request) -> Iterator[Session]:

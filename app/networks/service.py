@@ -3,11 +3,11 @@
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.errors import Conflict, InvalidInput, NotFound
+from app.db import flush_or_conflict
+from app.errors import InvalidInput, NotFound
 from app.networks.models import Participation, Payer, Plan, PlanType
 from app.networks.schemas import (
     ParticipationCreate,
@@ -19,14 +19,6 @@ from app.networks.schemas import (
 )
 from app.schemas import patch_values
 from app.therapists.models import Practice
-
-
-def _flush_or_conflict(session: Session, message: str) -> None:
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as error:
-        raise Conflict(message) from error
 
 
 def list_payers(session: Session) -> list[Payer]:
@@ -45,7 +37,7 @@ def create_payer(session: Session, *, data: PayerCreate) -> Payer:
         name=data.name, website=str(data.website) if data.website else None, phone=data.phone
     )
     session.add(payer)
-    _flush_or_conflict(session, f"a payer named {data.name!r} already exists")
+    flush_or_conflict(session, f"a payer named {data.name!r} already exists")
     return payer
 
 
@@ -55,7 +47,7 @@ def update_payer(session: Session, *, payer: Payer, data: PayerUpdate) -> Payer:
         values["website"] = str(data.website)
     for name, value in values.items():
         setattr(payer, name, value)
-    _flush_or_conflict(session, f"a payer named {payer.name!r} already exists")
+    flush_or_conflict(session, f"a payer named {payer.name!r} already exists")
     return payer
 
 
@@ -94,7 +86,7 @@ def _plan_conflict(plan: Plan) -> str:
 def create_plan(session: Session, *, payer: Payer, data: PlanCreate) -> Plan:
     plan = Plan(payer_id=payer.id, **data.model_dump())
     session.add(plan)
-    _flush_or_conflict(session, _plan_conflict(plan))
+    flush_or_conflict(session, _plan_conflict(plan))
     return plan
 
 
@@ -104,7 +96,7 @@ def update_plan(session: Session, *, plan: Plan, data: PlanUpdate) -> Plan:
         setattr(plan, name, value)
     if plan.plan_type is PlanType.MARKETPLACE and not plan.hios_plan_id:
         raise InvalidInput.at(["body", "hios_plan_id"], "required for a marketplace plan")
-    _flush_or_conflict(session, _plan_conflict(plan))
+    flush_or_conflict(session, _plan_conflict(plan))
     return plan
 
 
@@ -149,7 +141,7 @@ def add_participation(session: Session, *, plan: Plan, data: ParticipationCreate
         )
     participation = Participation(plan_id=plan.id, **data.model_dump())
     session.add(participation)
-    _flush_or_conflict(
+    flush_or_conflict(
         session, f"practice {data.practice_id} is already in the network of plan {plan.id}"
     )
     return participation

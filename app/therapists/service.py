@@ -5,10 +5,9 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.db import Base
+from app.db import Base, flush_or_conflict
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.locations import service as location_service
 from app.locations.schemas import LocationRead
@@ -200,14 +199,6 @@ def _apply_terms(participation: Participation, terms: dict[str, Any]) -> Partici
     return participation
 
 
-def _flush_or_conflict(session: Session, npi: str) -> None:
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as error:
-        raise Conflict(f"a therapist with NPI {npi} already exists") from error
-
-
 def create_therapist(
     session: Session, *, data: TherapistCreate, source: Source = Source.API
 ) -> Therapist:
@@ -237,7 +228,7 @@ def create_therapist(
     _set_specialties(session, therapist, data.specialties)
     _set_vocabularies(session, therapist, values)
     _set_practices(session, therapist, data.practices)
-    _flush_or_conflict(session, data.npi)
+    flush_or_conflict(session, f"a therapist with NPI {data.npi} already exists")
     return get_therapist(session, therapist.id)
 
 
