@@ -33,6 +33,22 @@ def location_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+# Other Chicago clinics, for records with several practice sites.
+WRIGLEYVILLE = {
+    "name": "Wrigleyville Balance Clinic", "address_line1": "3600 N Clark St",
+    "address_line2": None, "zip": "60613", "latitude": 41.9484, "longitude": -87.6553,
+}  # fmt: skip
+LOOP = {
+    "name": "Loop Neuro PT", "address_line1": "55 E Monroe St",
+    "address_line2": None, "zip": "60603", "latitude": 41.8807, "longitude": -87.6252,
+}  # fmt: skip
+
+
+def practice_at(site: dict[str, Any], *, accepting: bool) -> dict[str, Any]:
+    """A practice body at one of the clinics above."""
+    return {"location": location_body(**site), "accepting_new_patients": accepting}
+
+
 def therapist_body(npi_seed: int = 1, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "npi": make_npi(npi_seed),

@@ -17,10 +17,12 @@ from app.auth import service as auth_service
 from app.auth.models import Role
 from app.db import Base
 from tests.factories import (
+    WRIGLEYVILLE,
     create_payer,
     create_plan,
     create_therapist,
     location_body,
+    practice_at,
     therapist_body,
 )
 
@@ -48,17 +50,7 @@ def world(client: TestClient, admin: dict[str, str]) -> World:
         1,
         practices=[
             {"location": location_body(), "accepting_new_patients": True},
-            {
-                "location": location_body(
-                    name="Wrigleyville Balance Clinic",
-                    address_line1="3600 N Clark St",
-                    address_line2=None,
-                    zip="60613",
-                    latitude=41.9484,
-                    longitude=-87.6553,
-                ),
-                "accepting_new_patients": False,
-            },
+            practice_at(WRIGLEYVILLE, accepting=False),
         ],
     )
     therapist = create_therapist(client, admin, body)

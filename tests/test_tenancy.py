@@ -13,10 +13,13 @@ from sqlalchemy import Engine, select
 
 from app.networks.models import Participation, Payer, Plan
 from tests.factories import (
+    LOOP,
+    WRIGLEYVILLE,
     create_payer,
     create_plan,
     create_therapist,
     location_body,
+    practice_at,
     therapist_body,
 )
 
@@ -76,28 +79,8 @@ def tenants(client: TestClient, admin: dict[str, str], issue_key: IssueKey) -> T
             1,
             practices=[
                 {"location": location_body(), "accepting_new_patients": True},
-                {
-                    "location": location_body(
-                        name="Wrigleyville Balance Clinic",
-                        address_line1="3600 N Clark St",
-                        address_line2=None,
-                        zip="60613",
-                        latitude=41.9484,
-                        longitude=-87.6553,
-                    ),
-                    "accepting_new_patients": True,
-                },
-                {
-                    "location": location_body(
-                        name="Loop Neuro PT",
-                        address_line1="55 E Monroe St",
-                        address_line2=None,
-                        zip="60603",
-                        latitude=41.8807,
-                        longitude=-87.6252,
-                    ),
-                    "accepting_new_patients": False,
-                },
+                practice_at(WRIGLEYVILLE, accepting=True),
+                practice_at(LOOP, accepting=False),
             ],
         ),
     )
