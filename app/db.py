@@ -51,9 +51,9 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
     # Distances are computed in SQL; SQLite builds without
     # SQLITE_ENABLE_MATH_FUNCTIONS lack these, so register Python versions.
     try:
-        dbapi_connection.execute("SELECT sin(0), cos(0), asin(0), sqrt(0), radians(0)")
+        dbapi_connection.execute("SELECT sin(0), cos(0), asin(0), sqrt(0), radians(0), floor(0)")
     except sqlite3.OperationalError:
-        for name in ("sin", "cos", "asin", "sqrt", "radians"):
+        for name in ("sin", "cos", "asin", "sqrt", "radians", "floor"):
             dbapi_connection.create_function(name, 1, getattr(math, name), deterministic=True)
 
 
@@ -74,7 +74,9 @@ def create_db_engine(url: str, *, pool_size: int = 5, pool_timeout: float = 5.0)
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5},
+        # JIT compilation pays off for long analytic queries, not for millisecond
+        # lookups: on a search it can cost more than the query itself.
+        connect_args={"connect_timeout": 5, "options": "-c jit=off"},
     )
 
 

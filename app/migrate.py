@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.paths import ALEMBIC_INI
 from app.reference.seed import sync_reference_data
+from app.search import projection
 
 
 def alembic_config() -> Config:
@@ -39,7 +40,10 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def prepare_database(engine: Engine) -> None:
-    """Bring the schema to head and the vocabularies up to date (idempotent)."""
+    """Bring the schema to head, the vocabularies up to date and the search projection
+    complete (idempotent; the projection is rebuilt once after the upgrade adding it)."""
     upgrade(engine)
     with Session(engine) as session, session.begin():
         sync_reference_data(session)
+        if not projection.is_complete(session):
+            projection.refresh(session)

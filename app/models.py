@@ -5,6 +5,8 @@ from app.imports.models import ImportJob, ImportRecordError
 from app.locations.models import Location
 from app.networks.models import Participation, Payer, Plan
 from app.reference.models import Certification, Condition, Language, Service, Specialty
+from app.search import projection  # noqa: F401  (keeps the search projection in step)
+from app.search.models import SearchPractice
 from app.therapists.models import Practice, Therapist, TherapistSpecialty
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "Payer",
     "Plan",
     "Practice",
+    "SearchPractice",
     "Service",
     "Specialty",
     "Therapist",

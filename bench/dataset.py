@@ -62,9 +62,9 @@ def ensure_dataset(url: str, practices: int) -> int:
         print(f"loaded {summary} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":
-                # Rows were written in random order; put neighbours on the same pages,
-                # as an operator would after a bulk load (see docs/performance.md).
-                connection.execute(text("CLUSTER locations USING ix_locations_geog"))
+                # The search projection is written in spatial-key order already; put the
+                # practices of one location on the same pages too, as an operator would
+                # after a bulk load (see docs/operations.md).
                 connection.execute(text("CLUSTER practices USING ix_practices_location_id"))
             connection.execute(text("ANALYZE"))
             connection.commit()

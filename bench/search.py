@@ -84,56 +84,58 @@ def build_cases() -> list[Case]:
 
 
 def raw_sql(dialect: str, case: Case, plan_id: int, after: tuple[float, int] | None) -> Any:
-    """The best single statement we found for the page and the total."""
+    """The best single statement we found for the page and the total.
+
+    It reads the same projection the service does (spatial key order, unit
+    vectors, code lists) and ranks by the squared chord, as the service does;
+    the distance is the same function of it."""
     radius_km = RADIUS_MI * 1.609344
     filters = []
     if case.neurology:
-        filters.append(
-            "EXISTS (SELECT 1 FROM therapist_specialties ts WHERE ts.therapist_id = p.therapist_id"
-            " AND ts.specialty_code = '2251N0400X')"
-        )
+        filters.append("s.specialties LIKE '% 2251N0400X %'")
     if case.plan_and_accepting:
+        # The stored plan list answers while no start or end date has come since it
+        # was written; otherwise the participations do (see app/search/projection.py).
         filters.append(
-            "p.accepting_new_patients AND EXISTS (SELECT 1 FROM participations pp"
-            f" WHERE pp.practice_id = p.id AND pp.plan_id = {plan_id}"
+            "s.accepting_new_patients AND ("
+            "(s.plans_as_of <= CURRENT_DATE AND (s.plans_stale_on IS NULL"
+            f" OR s.plans_stale_on > CURRENT_DATE) AND s.plan_ids LIKE '% {plan_id} %')"
+            " OR (NOT (s.plans_as_of <= CURRENT_DATE AND (s.plans_stale_on IS NULL"
+            " OR s.plans_stale_on > CURRENT_DATE)) AND EXISTS (SELECT 1 FROM participations pp"
+            f" WHERE pp.practice_id = s.practice_id AND pp.plan_id = {plan_id}"
             " AND (pp.effective_from IS NULL OR pp.effective_from <= CURRENT_DATE)"
-            " AND (pp.effective_to IS NULL OR pp.effective_to >= CURRENT_DATE))"
+            " AND (pp.effective_to IS NULL OR pp.effective_to >= CURRENT_DATE))))"
         )
     where = "".join(f" AND {f}" for f in filters)
-    keyset = " WHERE (g.d, g.tid) > (:after_d, :after_tid)" if after else ""
+    keyset = " WHERE (g.c2, g.tid) > (:after_c2, :after_tid)" if after else ""
+    chord = "((s.x - :x) * (s.x - :x) + (s.y - :y) * (s.y - :y) + (s.z - :z) * (s.z - :z))"
     if dialect == "postgresql":
-        matches = (
-            "SELECT p.therapist_id AS tid, ST_Distance(l.geog, o.g, false) / 1000 AS d"
-            " FROM locations l JOIN practices p ON p.location_id = l.id,"
-            " (SELECT ST_MakePoint(:lon, :lat)::geography AS g) o"
-            f" WHERE ST_DWithin(l.geog, o.g, :radius_m, false){where}"
+        source = (
+            "search_practices s WHERE ST_DWithin(s.geog,"
+            " ST_MakePoint(:lon, :lat)::geography, :radius_m, false)"
         )
     else:
-        lat_pad = radius_km / 111.0
-        lon_pad = lat_pad / max(0.01, math.cos(math.radians(case.lat)))
-        haversine = (
-            "2 * 6371.0088 * asin(sqrt(power(sin((radians(l.latitude) - radians(:lat)) / 2), 2)"
-            " + cos(radians(:lat)) * cos(radians(l.latitude))"
-            " * power(sin((radians(l.longitude) - radians(:lon)) / 2), 2)))"
-        )
-        matches = (
-            f"SELECT p.therapist_id AS tid, {haversine} AS d"
-            " FROM locations_rtree r JOIN locations l ON l.id = r.id"
-            " JOIN practices p ON p.location_id = l.id"
-            f" WHERE r.min_lat >= {case.lat - lat_pad} AND r.max_lat <= {case.lat + lat_pad}"
-            f" AND r.min_lon >= {case.lon - lon_pad} AND r.max_lon <= {case.lon + lon_pad}{where}"
+        lat_pad = math.degrees(radius_km / EARTH_RADIUS_KM)
+        lon_pad = lat_pad / math.cos(math.radians(case.lat))
+        source = (
+            "search_practices_rtree r JOIN search_practices s ON s.id = r.id"
+            f" WHERE r.max_lat >= {case.lat - lat_pad} AND r.min_lat <= {case.lat + lat_pad}"
+            f" AND r.max_lon >= {case.lon - lon_pad} AND r.min_lon <= {case.lon + lon_pad}"
         )
     statement = text(
-        f"WITH m AS ({matches}),"
-        " g AS (SELECT tid, min(d) AS d FROM m WHERE d <= :radius_km GROUP BY tid),"
-        " t AS (SELECT count(*) AS total FROM g)"
-        f" SELECT g.tid, g.d, t.total FROM g, t{keyset} ORDER BY g.d, g.tid LIMIT 20"
+        f"WITH g AS MATERIALIZED (SELECT s.therapist_id AS tid, min({chord}) AS c2 FROM {source}"
+        f" AND {chord} <= :max_c2{where} GROUP BY s.therapist_id)"
+        f" SELECT g.tid, g.c2, (SELECT count(*) FROM g) AS total FROM g{keyset}"
+        " ORDER BY g.c2, g.tid LIMIT 20"
     )
+    lat, lon = math.radians(case.lat), math.radians(case.lon)
     params: dict[str, Any] = {
-        "lat": case.lat, "lon": case.lon, "radius_m": radius_km * 1000, "radius_km": radius_km,
+        "lat": case.lat, "lon": case.lon, "radius_m": radius_km * 1000 * (1 + 1e-6) + 1.0,
+        "x": math.cos(lat) * math.cos(lon), "y": math.cos(lat) * math.sin(lon), "z": math.sin(lat),
+        "max_c2": (2 * math.sin(radius_km / EARTH_RADIUS_KM / 2)) ** 2,
     }  # fmt: skip
     if after:
-        params |= {"after_d": after[0], "after_tid": after[1]}
+        params |= {"after_c2": after[0], "after_tid": after[1]}
     return statement, params
 
 
@@ -195,10 +197,10 @@ def main() -> None:
             statement, raw_params = raw_sql(dialect, case, plan_id, last)
             with engine.connect() as connection:
                 rows = connection.execute(statement, raw_params).all()
-            last = (rows[-1].d, rows[-1].tid) if rows else last
+            last = (rows[-1].c2, rows[-1].tid) if rows else last
         return cursor, last
 
-    cursors = {case.name: page_cursor(case) for case in cases}
+    cursors: dict[str, tuple[str | None, tuple[float, int] | None]] = {}
 
     def run_raw(case: Case) -> None:
         statement, params = raw_sql(dialect, case, plan_id, cursors[case.name][1])
@@ -220,6 +222,7 @@ def main() -> None:
         "raw SQL": run_raw, "service": run_service, "HTTP": run_http,
     }  # fmt: skip
     try:
+        cursors.update({case.name: page_cursor(case) for case in cases})
         for layer, run in layers.items():
             for case in cases:
                 if layer == "raw SQL" and case.facets:

@@ -21,10 +21,10 @@ def include_object(
     if (
         type_ == "table"
         and name
-        and (name.startswith("locations_rtree") or name == "spatial_ref_sys")
+        and (name.endswith("_rtree") or "_rtree_" in name or name == "spatial_ref_sys")
     ):
         return False
-    return name not in ("geog", "ix_locations_geog")
+    return name != "geog" and not (name or "").endswith("_geog")
 
 
 def run_on(connection: Connection) -> None:

@@ -5,10 +5,13 @@ from collections.abc import Callable
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.orm import Session
 
 from app.db import Base, create_db_engine
-from app.migrate import downgrade, upgrade
+from app.migrate import downgrade, prepare_database, upgrade
+from app.search import projection
+from app.search.models import SearchPractice
 from tests.conftest import BACKENDS
 
 
@@ -29,7 +32,7 @@ def test_upgrade_downgrade_upgrade(
                 change
                 for change in compare_metadata(context, Base.metadata)
                 if "geog" not in repr(change) and "spatial_ref_sys" not in repr(change)
-                and "locations_rtree" not in repr(change)
+                and "_rtree" not in repr(change)
             ]  # fmt: skip
         assert diff == [], f"models and migrations differ: {diff}"
 
@@ -45,36 +48,74 @@ def test_upgrade_downgrade_upgrade(
         engine.dispose()
 
 
-_INSERT = text(
-    "INSERT INTO locations (address_key, address_line1, city, state, zip, latitude, longitude,"
+_RECORDS = [
+    "INSERT INTO locations (id, address_key, address_line1, city, state, zip, latitude, longitude,"
     " geocode_precision, accessibility, created_at, updated_at) VALUES"
-    " ('k', '1 Main St', 'Chicago', 'IL', '60614', 41.9, -87.6, 'provided', '[]',"
-    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-)
+    " (7, 'k', '1 Main St', 'Chicago', 'IL', '60614', 41.9, -87.6, 'provided', '[]',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO therapists (id, npi, first_name, last_name, first_name_key, last_name_key,"
+    " credentials, source, created_at, updated_at) VALUES (3, '1234567893', 'Ada', 'Lee', 'ada',"
+    " 'lee', '[]', 'api', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO practices (id, therapist_id, location_id, accepting_new_patients, telehealth,"
+    " home_visits, created_at, updated_at) VALUES (5, 3, 7, true, false, false,"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+]
+
+
+def _insert_records(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for statement in _RECORDS:
+            connection.execute(text(statement))
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
-def test_spatial_index_follows_every_write(
+def test_spatial_index_follows_the_search_projection(
     backend_name: str, fresh_database_url: Callable[[str], str]
 ) -> None:
-    """The R*Tree (SQLite) and the geography column (PostGIS) track latitude/longitude."""
+    """The R*Tree (SQLite) and the geography column (PostGIS) track every projection row."""
     engine = create_db_engine(fresh_database_url(backend_name))
     if backend_name == "sqlite":
-        position = text("SELECT min_lat, max_lat, min_lon, max_lon FROM locations_rtree")
+        position = text("SELECT min_lat, max_lat, min_lon, max_lon FROM search_practices_rtree")
     else:
         position = text("SELECT ST_Y(geog::geometry), ST_Y(geog::geometry), ST_X(geog::geometry),"
-                        " ST_X(geog::geometry) FROM locations")  # fmt: skip
+                        " ST_X(geog::geometry) FROM search_practices")  # fmt: skip
+
+    def positions() -> list[tuple[float, ...]]:
+        with engine.connect() as connection:
+            return [tuple(round(v, 4) for v in row) for row in connection.execute(position)]
+
     try:
         upgrade(engine)
+        _insert_records(engine)
+        with Session(engine) as session, session.begin():
+            projection.refresh(session, [3])
+        assert positions() == [(41.9, 41.9, -87.6, -87.6)]
+        with Session(engine) as session, session.begin():
+            session.execute(text("UPDATE locations SET latitude = 40.7, longitude = -74.0"))
+            projection.refresh(session, [3])
+        assert positions() == [(40.7, 40.7, -74.0, -74.0)]
         with engine.begin() as connection:
-            connection.execute(_INSERT)
-            rows = connection.execute(position).all()
-            assert [tuple(round(v, 4) for v in row) for row in rows] == [(41.9, 41.9, -87.6, -87.6)]
-            connection.execute(text("UPDATE locations SET latitude = 40.7, longitude = -74.0"))
-            rows = connection.execute(position).all()
-            assert [tuple(round(v, 4) for v in row) for row in rows] == [(40.7, 40.7, -74.0, -74.0)]
-            connection.execute(text("DELETE FROM locations"))
-            assert connection.execute(position).all() == []
+            connection.execute(text("DELETE FROM practices"))  # the row goes with it
+        assert positions() == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_prepare_database_builds_the_projection_for_existing_records(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    try:
+        upgrade(engine, "0002")
+        _insert_records(engine)
+        prepare_database(engine)
+        with engine.connect() as connection:
+            row = connection.execute(
+                select(SearchPractice.practice_id, SearchPractice.therapist_id,
+                       SearchPractice.latitude, SearchPractice.last_name_key)
+            ).one()  # fmt: skip
+        assert tuple(row) == (5, 3, 41.9, "lee")
     finally:
         engine.dispose()
 

@@ -28,6 +28,7 @@ from app.locations.models import Accessibility, FacilityType, GeocodePrecision, 
 from app.networks.models import Participation, Payer, Plan, PlanType
 from app.paths import DATA_DIR
 from app.reference.models import Certification, Condition, Language, Service, Specialty
+from app.search import projection
 from app.therapists.models import (
     Gender,
     Practice,
@@ -1018,6 +1019,7 @@ def load_demo(session: Session, *, therapists: int = 5000, seed: int = 20261127)
     ]
     _insert_rows(session, Participation, participations)
     session.flush()
+    projection.refresh(session, therapist_ids)  # bulk inserts bypass the ORM's hooks
 
     return DemoSummary(
         therapists=len(therapist_ids),

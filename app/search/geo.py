@@ -1,10 +1,12 @@
 """Distance and spatial pre-filters: the only place that knows which database it is on.
 
-Distance is the great-circle (haversine) distance on a sphere of radius
-6371.0088 km, computed with the same SQL expression on SQLite and PostgreSQL
-so both backends return identical numbers. The spatial index (PostGIS GiST on
-`locations.geog`, SQLite R*Tree `locations_rtree`) only narrows the candidates;
-the exact test is always on the haversine distance or on latitude/longitude.
+Distance is the great-circle distance on a sphere of radius 6371.0088 km. SQL
+computes only the squared chord between unit vectors (additions and
+multiplications, identical on SQLite and PostgreSQL), filters and ranks by it,
+and Python turns it into kilometres, so both backends return identical numbers.
+The spatial index (PostGIS GiST on `search_practices.geog`, SQLite R*Tree
+`search_practices_rtree`) only narrows the candidates; the exact tests are on
+the chord or on latitude/longitude.
 """
 
 import math
@@ -12,16 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Float,
+    Select,
     and_,
     column,
     func,
     literal,
     literal_column,
     or_,
-    select,
 )
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.compiler import compiles
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.locations.models import Location
+from app.search.models import SearchPractice
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_MILE = 1.609344
@@ -38,7 +39,7 @@ KM_PER_MILE = 1.609344
 DISTANCE_SLACK_KM = 1e-9
 
 _rtree = sql_table(
-    "locations_rtree",
+    "search_practices_rtree",
     column("id"),
     column("min_lat"),
     column("max_lat"),
@@ -64,40 +65,49 @@ class Box:
         return [(self.west, 180.0), (-180.0, self.east)]
 
 
-class _GreatCircleKm(FunctionElement[float]):
-    """`great_circle_km(lat, lon, origin_lat_rad, origin_lon_rad, cos_origin_lat)` in SQL.
+class _ChordSquared(FunctionElement[float]):
+    """`chord²(x, y, z, x0, y0, z0)`: the squared straight-line distance between two
+    unit vectors. Plain arithmetic, monotonic in the great-circle distance, so SQL
+    can filter and rank by it; `km_from_chord_squared` turns it into kilometres.
+    One small node: cheap to cache-key on every request."""
 
-    One small node instead of a forty-node expression tree: cheap to cache-key on
-    every request, and rendered so the haversine term is evaluated once per row.
-    """
-
-    name = "great_circle_km"
+    name = "chord_squared"
     type = Float()
     inherit_cache = True
 
 
-@compiles(_GreatCircleKm)
-def _render_great_circle(element: _GreatCircleKm, compiler: SQLCompiler, **kw: Any) -> str:
-    lat, lon, lat0, lon0, cos_lat0 = (compiler.process(c, **kw) for c in element.clauses)
-    term = (
-        f"power(sin((radians({lat}) - {lat0}) / 2.0), 2) + {cos_lat0} * cos(radians({lat}))"
-        f" * power(sin((radians({lon}) - {lon0}) / 2.0), 2)"
-    )
-    # Rounding can push the term a hair above 1, where asin is undefined.
-    least = "LEAST" if compiler.dialect.name == "postgresql" else "min"
-    return f"(2 * {EARTH_RADIUS_KM!r} * asin(sqrt({least}(1.0, {term}))))"
+@compiles(_ChordSquared)
+def _render_chord_squared(element: _ChordSquared, compiler: SQLCompiler, **kw: Any) -> str:
+    x, y, z, x0, y0, z0 = (compiler.process(c, **kw) for c in element.clauses)
+    terms = (f"({a} - {b}) * ({a} - {b})" for a, b in ((x, x0), (y, y0), (z, z0)))
+    return f"({' + '.join(terms)})"
 
 
-def haversine_km(latitude: float, longitude: float) -> ColumnElement[float]:
-    """SQL: the distance in km from a fixed point to each location."""
-    lat1 = math.radians(latitude)
-    return _GreatCircleKm(
-        Location.latitude,
-        Location.longitude,
-        literal(lat1, Float),
-        literal(math.radians(longitude), Float),
-        literal(math.cos(lat1), Float),
-    )
+def unit_vector(latitude: float, longitude: float) -> tuple[float, float, float]:
+    """The point on the unit sphere, computed as the projection computes it in SQL."""
+    lat, lon = math.radians(latitude), math.radians(longitude)
+    return math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
+
+
+def chord_squared(latitude: float, longitude: float) -> ColumnElement[float]:
+    """SQL: chord² from a fixed point to each projection row."""
+    x0, y0, z0 = unit_vector(latitude, longitude)
+    return _ChordSquared(
+        SearchPractice.x, SearchPractice.y, SearchPractice.z,
+        literal(x0, Float), literal(y0, Float), literal(z0, Float),
+    )  # fmt: skip
+
+
+def km_from_chord_squared(chord2: float) -> float:
+    """The great-circle distance for a chord²: the same number on every backend,
+    since the database only adds and multiplies and Python does the rest."""
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(chord2) / 2))
+
+
+def chord_squared_within(radius_km: float) -> float:
+    """The largest chord² whose distance is within radius_km (plus float slack)."""
+    angle = min((radius_km + DISTANCE_SLACK_KM) / EARTH_RADIUS_KM, math.pi)
+    return (2 * math.sin(angle / 2)) ** 2
 
 
 def haversine_km_py(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -129,39 +139,46 @@ def box_around(latitude: float, longitude: float, radius_km: float) -> Box:
 
 
 def in_box(box: Box) -> ColumnElement[bool]:
-    """Exact: the location's coordinates lie in the rectangle (edges included)."""
+    """Exact: the practice's coordinates lie in the rectangle (edges included)."""
     longitude = or_(
-        *(Location.longitude.between(low, high) for low, high in box.longitude_ranges())
+        *(SearchPractice.longitude.between(low, high) for low, high in box.longitude_ranges())
     )
-    return and_(Location.latitude.between(box.south, box.north), longitude)
+    return and_(SearchPractice.latitude.between(box.south, box.north), longitude)
 
 
-def spatial_prefilter(
-    session: Session, *, box: Box, center: tuple[float, float], reach_km: float
-) -> ColumnElement[bool]:
-    """An index-backed condition true for every location in `box` (and maybe a few more).
+def near(
+    statement: Select[*tuple[Any, ...]],
+    session: Session,
+    *,
+    box: Box,
+    center: tuple[float, float],
+    reach_km: float,
+) -> Select[*tuple[Any, ...]]:
+    """`statement` (over search_practices) narrowed by the spatial index to the rows in
+    `box`, and maybe a few more: callers still apply the exact test.
 
     `center` and `reach_km` describe a circle that covers the box: PostGIS uses it
-    (ST_DWithin on the GiST index, on the sphere), SQLite uses the box (R*Tree).
+    (the GiST index, as ST_DWithin would), SQLite uses the box (R*Tree join).
     """
     if session.get_bind().dialect.name == "postgresql":
-        point = func.ST_SetSRID(func.ST_MakePoint(center[1], center[0]), 4326)
+        point = func.geography(func.ST_SetSRID(func.ST_MakePoint(center[1], center[0]), 4326))
         # A hair wider than asked: the sphere PostGIS uses differs from ours by < 1e-8.
         meters = reach_km * 1000 * (1 + 1e-6) + 1.0
-        return func.ST_DWithin(
-            literal_column("locations.geog"), func.geography(point), meters, False, type_=Boolean
+        # The GiST box test alone (what ST_DWithin does before its exact recheck): the
+        # exact test is the caller's chord, so the costly spheroid recheck is skipped.
+        return statement.where(
+            literal_column("search_practices.geog").op("&&")(func._ST_Expand(point, meters))
         )
     margin = _RTREE_MARGIN_DEGREES
     ranges = [
         and_(_rtree.c.max_lon >= low - margin, _rtree.c.min_lon <= high + margin)
         for low, high in box.longitude_ranges()
     ]
-    candidates = select(_rtree.c.id).where(
+    return statement.join(_rtree, _rtree.c.id == SearchPractice.id).where(
         _rtree.c.max_lat >= box.south - margin,
         _rtree.c.min_lat <= box.north + margin,
         or_(*ranges),
     )
-    return Location.id.in_(candidates)
 
 
 def covering_reach_km(box: Box, center: tuple[float, float]) -> float:

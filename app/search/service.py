@@ -1,9 +1,13 @@
 """The therapist search: filters, distance, facets and keyset paging, in SQL.
 
-One statement shape serves both backends. Practice-level conditions (inside the
+Search reads the flat projection `search_practices` (one row per practice, in
+spatial order; see app.search.projection). Practice-level conditions (inside the
 radius or viewport, plan, accepting, telehealth, facility type) are all tested on
-the same practice row; a therapist qualifies through any one practice that passes
-every condition, and is ranked by the nearest such practice.
+the same row; a therapist qualifies through any one practice that passes every
+condition, and is ranked by the nearest such practice.
+
+A search is at most two statements before the page's details: the page with its
+practices and the total, and — when asked for — every facet count at once.
 """
 
 import base64
@@ -11,35 +15,45 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Select,
     String,
     and_,
+    bindparam,
+    case,
     cast,
     exists,
+    false,
     func,
     literal,
+    not_,
     null,
     or_,
     select,
+    true,
     tuple_,
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db import utcnow
 from app.errors import InvalidInput
 from app.fields import MAX_ID
-from app.locations.models import Location
-from app.locations.schemas import LocationRead
+from app.locations.models import FacilityType, Location
 from app.networks.models import Participation, Payer, Plan
 from app.reference.models import Condition, Language, Specialty
 from app.search import geo
+from app.search.models import SearchPractice
+from app.search.projection import code_list, concat_agg
 from app.search.schemas import (
     MAX_PRACTICES_PER_ITEM,
     Facet,
@@ -65,17 +79,18 @@ from app.therapists.models import (
 from app.therapists.schemas import SpecialtyRead
 
 GENERAL_PT = "225100000X"  # matches every physical therapist (any 2251* code)
+S = SearchPractice
 
 
 def search_therapists(session: Session, query: SearchQuery) -> SearchResults:
-    today = utcnow().date()
-    distance = geo.haversine_km(query.origin.latitude, query.origin.longitude)
-    ranked_rows, total, next_cursor = _page(session, query, today, distance)
+    conditions = _Conditions.build(session, query, utcnow().date())
+    people: dict[int, dict[str, Any]] = {}
+    ranked, total, next_cursor = _page(session, query, conditions, people)
     return SearchResults(
-        items=_hits(session, query, ranked_rows, today),
+        items=_hits(session, query, ranked, people, conditions.today),
         total=total,
         next_cursor=next_cursor,
-        facets=_facets(session, query, today, distance),
+        facets=_facets(session, query, conditions),
         origin=OriginRead(
             latitude=query.origin.latitude,
             longitude=query.origin.longitude,
@@ -88,65 +103,171 @@ def search_therapists(session: Session, query: SearchQuery) -> SearchResults:
     )
 
 
-def _materialized(statement: Select[Any], name: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Conditions:
+    """A search's SQL pieces over the projection, built once per request."""
+
+    today: date
+    chord: ColumnElement[float]  # chord² from the origin (ranks like the distance)
+    near: Callable[[Select[*tuple[Any, ...]]], Select[*tuple[Any, ...]]]  # spatial index
+    area: ColumnElement[bool]  # the exact radius or box test
+    fixed: list[ColumnElement[bool]]  # filters no facet ignores (certification, payer, q)
+    by_facet: dict[Facet, ColumnElement[bool]]  # one per facet-able filter in use
+
+    @classmethod
+    def build(cls, session: Session, query: SearchQuery, today: date) -> "_Conditions":
+        origin = (query.origin.latitude, query.origin.longitude)
+        chord = geo.chord_squared(*origin)
+        if query.origin.bbox is not None:
+            box = geo.Box(*query.origin.bbox)
+            reach = geo.covering_reach_km(box, origin)
+            area = geo.in_box(box)
+        else:
+            reach = query.radius_km or 0.0
+            box = geo.box_around(*origin, reach)
+            area = chord <= geo.chord_squared_within(reach)
+        near = partial(geo.near, session=session, box=box, center=origin, reach_km=reach)
+        fixed = [or_(*(_has_code(S.certifications, c) for c in query.certifications))
+                 ] if query.certifications else []  # fmt: skip
+        for word in query.q:
+            fixed.append(or_(_prefix(S.first_name_key, word), _prefix(S.last_name_key, word)))
+        if query.payer_ids:
+            plans = session.scalars(select(Plan.id).where(Plan.payer_id.in_(query.payer_ids)))
+            fixed.append(_in_plans(list(plans), today))
+        return cls(today, chord, near, area, fixed, _facet_filters(query, today))
+
+    def all(self) -> list[ColumnElement[bool]]:
+        """Every condition but the index: a row passing them all qualifies."""
+        return [self.area, *self.fixed, *self.by_facet.values()]
+
+
+def _facet_filters(query: SearchQuery, today: date) -> dict[Facet, ColumnElement[bool]]:
+    """The filters a facet can ignore, by facet; only those in use."""
+    filters: dict[Facet, ColumnElement[bool]] = {}
+    if query.specialties:
+        codes = [_has_code(S.specialties, code) for code in query.specialties if code != GENERAL_PT]
+        if GENERAL_PT in query.specialties:
+            codes.append(S.specialties.contains(" 2251"))  # any physical therapist code
+        filters[Facet.SPECIALTY] = or_(*codes)
+    if query.conditions:
+        filters[Facet.CONDITION] = or_(*(_has_code(S.conditions, c) for c in query.conditions))
+    if query.languages:
+        filters[Facet.LANGUAGE] = or_(*(_has_code(S.languages, c) for c in query.languages))
+    if query.genders:
+        filters[Facet.GENDER] = S.gender.in_(query.genders)
+    if query.plan_ids:
+        filters[Facet.PLAN_ID] = _in_plans(list(query.plan_ids), today)
+    if query.accepting_new_patients is not None:
+        filters[Facet.ACCEPTING_NEW_PATIENTS] = S.accepting_new_patients.is_(
+            query.accepting_new_patients
+        )
+    if query.telehealth is not None:
+        filters[Facet.TELEHEALTH] = S.telehealth.is_(query.telehealth)
+    if query.facility_types:
+        filters[Facet.FACILITY_TYPE] = S.facility_type.in_(query.facility_types)
+    return filters
+
+
+def _has_code(column: Any, code: str) -> ColumnElement[bool]:
+    """The padded code list (" a b ") holds `code`."""
+    test: ColumnElement[bool] = column.contains(f" {code} ", autoescape=True)
+    return test
+
+
+def _current(today: date | ColumnElement[date]) -> ColumnElement[bool]:
+    """The participation is in force today (not before its start, not after its end)."""
+    return and_(
+        or_(Participation.effective_from.is_(None), Participation.effective_from <= today),
+        or_(Participation.effective_to.is_(None), Participation.effective_to >= today),
+    )
+
+
+def _in_plans(plan_ids: list[int], today: date) -> ColumnElement[bool]:
+    """The practice is in network today with one of these plans.
+
+    The row's plan list answers while it is fresh (no start or end date has come
+    since it was written); otherwise the participations themselves do."""
+    if not plan_ids:
+        return false()
+    fresh = _fresh(today)
+    listed = or_(*(_has_code(S.plan_ids, str(plan_id)) for plan_id in plan_ids))
+    in_force = exists().where(
+        Participation.practice_id == S.practice_id,
+        Participation.plan_id.in_(plan_ids),
+        _current(today),
+    )
+    return or_(and_(fresh, listed), and_(not_(fresh), in_force))
+
+
+def _fresh(today: date) -> ColumnElement[bool]:
+    """No start or end date has come since the row's plan list was written."""
+    return and_(S.plans_as_of <= today, or_(S.plans_stale_on.is_(None), S.plans_stale_on > today))
+
+
+def _prefix(column: Any, word: str) -> ColumnElement[bool]:
+    """`column` starts with `word`, as a range; % and _ are plain text."""
+    upper = word[:-1] + chr(ord(word[-1]) + 1)
+    return and_(column >= word, column < upper)
+
+
+def _materialized(statement: Select[*tuple[Any, ...]], name: str) -> Any:
     """A CTE computed once however often it is referenced (SQLite ≥ 3.35, PostgreSQL ≥ 12)."""
     return statement.cte(name).prefix_with("MATERIALIZED")
 
 
-def _page(
-    session: Session, query: SearchQuery, today: date, distance: ColumnElement[float]
-) -> tuple[dict[int, list[tuple[int, float]]], int, str | None]:
-    """One statement: the page's therapists in order, each with its nearest qualifying
-    practices (at most 3), and the total — the match set is computed once."""
-    matches = _matches(session, query, today, distance, without=None, name="candidates").subquery(
-        "m"
-    )
-    ranked = _materialized(
-        select(
-            matches.c.tid,
-            matches.c.pid,
-            matches.c.d,
-            func.row_number()
-            .over(partition_by=matches.c.tid, order_by=(matches.c.d, matches.c.pid))
-            .label("rn"),
-        ),
-        "ranked",
-    )
-    best = select(ranked.c.tid, ranked.c.d).where(ranked.c.rn == 1).subquery("best")
-    total = select(func.count()).select_from(best).scalar_subquery()
+# --- the page ------------------------------------------------------------------------------
 
+
+def _page(
+    session: Session, query: SearchQuery, where: _Conditions, people: dict[int, dict[str, Any]]
+) -> tuple[dict[int, list[tuple[int, float]]], int, str | None]:
+    """One statement: the page's therapists in order (who they are goes into `people`),
+    each with its nearest qualifying practices (at most 3), and the total."""
+    by_name = query.sort is Sort.NAME
+    best = _materialized(
+        where.near(select(
+            S.therapist_id.label("tid"),
+            func.min(where.chord).label("c2"),
+            *((func.min(S.last_name_key).label("last"), func.min(S.first_name_key).label("first"))
+              if by_name else ()),
+        ))
+        .where(*where.all())
+        .group_by(S.therapist_id),
+        "best",
+    )  # fmt: skip
+    total = select(func.count()).select_from(best).scalar_subquery()
+    order = (best.c.last, best.c.first, best.c.tid) if by_name else (best.c.c2, best.c.tid)
+    page = select(best)
     keyset = _decode_cursor(query)
-    if query.sort is Sort.DISTANCE:
-        order: tuple[Any, ...] = (best.c.d, best.c.tid)
-        page = select(best.c.tid, best.c.d)
-    else:
-        order = (Therapist.last_name_key, Therapist.first_name_key, best.c.tid)
-        page = select(best.c.tid, best.c.d, Therapist.last_name_key, Therapist.first_name_key)
-        page = page.join(Therapist, Therapist.id == best.c.tid)
     if keyset:
         page = page.where(tuple_(*order) > tuple_(*keyset))
     page_rows = page.order_by(*order).limit(query.limit + 1).subquery("page")
 
     sort_key = (
-        (page_rows.c.d, page_rows.c.tid)
-        if query.sort is Sort.DISTANCE
-        else (page_rows.c.last_name_key, page_rows.c.first_name_key, page_rows.c.tid)
+        (page_rows.c.last, page_rows.c.first, page_rows.c.tid)
+        if by_name
+        else (page_rows.c.c2, page_rows.c.tid)
     )
+    practice_c2 = where.chord.label("practice_c2")
     statement = (
-        select(*page_rows.c, ranked.c.pid, ranked.c.d.label("practice_d"), total.label("total"))
-        .join(ranked, and_(ranked.c.tid == page_rows.c.tid, ranked.c.rn <= MAX_PRACTICES_PER_ITEM))
-        .order_by(*sort_key, ranked.c.rn)
+        select(*page_rows.c, S.practice_id, practice_c2, total.label("total"), *_IDENTITY)
+        .join(S, S.therapist_id == page_rows.c.tid)
+        .join(Therapist, Therapist.id == page_rows.c.tid)
+        .where(*where.all())
+        .order_by(*sort_key, practice_c2, S.practice_id)
     )
     rows = session.execute(statement).all()
 
     therapists: dict[int, list[tuple[int, float]]] = {}
     keys: list[list[Any]] = []
     for row in rows:
-        if row.tid not in therapists:
-            therapists[row.tid] = []
-            keys.append([row.d, row.tid] if query.sort is Sort.DISTANCE
-                        else [row.last_name_key, row.first_name_key, row.tid])  # fmt: skip
-        therapists[row.tid].append((row.pid, row.practice_d))
+        practices = therapists.get(row.tid)
+        if practices is None:
+            practices = therapists[row.tid] = []
+            keys.append([row.last, row.first, row.tid] if by_name else [row.c2, row.tid])
+            people[row.tid] = {column.key: getattr(row, column.key) for column in _IDENTITY}
+        if len(practices) < MAX_PRACTICES_PER_ITEM:
+            practices.append((row.practice_id, geo.km_from_chord_squared(row.practice_c2)))
     # An empty page (the data changed under a cursor) carries no total: count on its own.
     count = rows[0].total if rows else session.scalar(select(total)) or 0
 
@@ -157,124 +278,6 @@ def _page(
     return therapists, count, next_cursor
 
 
-def _current(today: date) -> ColumnElement[bool]:
-    """The participation is in force today (not before its start, not after its end)."""
-    return and_(
-        or_(Participation.effective_from.is_(None), Participation.effective_from <= today),
-        or_(Participation.effective_to.is_(None), Participation.effective_to >= today),
-    )
-
-
-def _matches(
-    session: Session,
-    query: SearchQuery,
-    today: date,
-    distance: ColumnElement[float],
-    *,
-    without: Facet | None,
-    name: str,
-    extra: Sequence[ColumnElement[Any]] = (),
-) -> Select[Any]:
-    """Qualifying (therapist, practice, distance) rows; `without` drops that facet's filter.
-
-    The candidates (spatial index, filters) are materialised with their distance, and
-    the radius is tested on that stored value: the distance is computed once per row.
-    """
-    candidates = (
-        select(
-            Practice.therapist_id.label("tid"),
-            Practice.id.label("pid"),
-            distance.label("d"),
-            *extra,
-        )
-        .join(Location, Location.id == Practice.location_id)
-        .where(*_geo_conditions(session, query))
-    )
-    if (query.genders and without is not Facet.GENDER) or query.q:
-        candidates = candidates.join(Therapist, Therapist.id == Practice.therapist_id)
-    rows = _materialized(candidates.where(*_filter_conditions(query, today, without)), name)
-    matches = select(*rows.c)
-    if query.radius_km is not None:
-        matches = matches.where(rows.c.d <= query.radius_km + geo.DISTANCE_SLACK_KM)
-    return matches
-
-
-def _geo_conditions(session: Session, query: SearchQuery) -> list[ColumnElement[bool]]:
-    """The spatial index pre-filter, and for a viewport the exact box test."""
-    origin = (query.origin.latitude, query.origin.longitude)
-    if query.origin.bbox is not None:
-        box = geo.Box(*query.origin.bbox)
-        reach = geo.covering_reach_km(box, origin)
-        return [geo.spatial_prefilter(session, box=box, center=origin, reach_km=reach),
-                geo.in_box(box)]  # fmt: skip
-    radius_km = query.radius_km or 0.0
-    box = geo.box_around(*origin, radius_km)
-    return [geo.spatial_prefilter(session, box=box, center=origin, reach_km=radius_km)]
-
-
-def _has(link: Any, column: str, values: Iterable[str]) -> ColumnElement[bool]:
-    return exists().where(
-        link.c.therapist_id == Practice.therapist_id, link.c[column].in_(list(values))
-    )
-
-
-def _filter_conditions(
-    query: SearchQuery, today: date, without: Facet | None
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if query.specialties and without is not Facet.SPECIALTY:
-        codes = [code for code in query.specialties if code != GENERAL_PT]
-        wanted = [TherapistSpecialty.specialty_code.in_(codes)] if codes else []
-        if GENERAL_PT in query.specialties:
-            wanted.append(TherapistSpecialty.specialty_code.like("2251%"))
-        conditions.append(
-            exists().where(TherapistSpecialty.therapist_id == Practice.therapist_id, or_(*wanted))
-        )
-    if query.conditions and without is not Facet.CONDITION:
-        conditions.append(_has(therapist_conditions, "condition_slug", query.conditions))
-    if query.certifications:
-        conditions.append(
-            _has(therapist_certifications, "certification_code", query.certifications)
-        )
-    if query.languages and without is not Facet.LANGUAGE:
-        conditions.append(_has(therapist_languages, "language_code", query.languages))
-    if query.genders and without is not Facet.GENDER:
-        conditions.append(Therapist.gender.in_(query.genders))
-    for word in query.q:
-        conditions.append(or_(_prefix(Therapist.first_name_key, word),
-                              _prefix(Therapist.last_name_key, word)))  # fmt: skip
-    if query.plan_ids and without is not Facet.PLAN_ID:
-        conditions.append(
-            exists().where(
-                Participation.practice_id == Practice.id,
-                Participation.plan_id.in_(query.plan_ids),
-                _current(today),
-            )
-        )
-    if query.payer_ids:
-        conditions.append(
-            exists().where(
-                Participation.practice_id == Practice.id,
-                Participation.plan_id == Plan.id,
-                Plan.payer_id.in_(query.payer_ids),
-                _current(today),
-            )
-        )
-    if query.accepting_new_patients is not None and without is not Facet.ACCEPTING_NEW_PATIENTS:
-        conditions.append(Practice.accepting_new_patients.is_(query.accepting_new_patients))
-    if query.telehealth is not None and without is not Facet.TELEHEALTH:
-        conditions.append(Practice.telehealth.is_(query.telehealth))
-    if query.facility_types and without is not Facet.FACILITY_TYPE:
-        conditions.append(Location.facility_type.in_(query.facility_types))
-    return conditions
-
-
-def _prefix(column: Any, word: str) -> ColumnElement[bool]:
-    """`column` starts with `word`, as a range an index can serve; % and _ are plain text."""
-    upper = word[:-1] + chr(ord(word[-1]) + 1)
-    return and_(column >= word, column < upper)
-
-
 # --- the page's items -------------------------------------------------------------------
 
 
@@ -282,246 +285,252 @@ def _hits(
     session: Session,
     query: SearchQuery,
     ranked: dict[int, list[tuple[int, float]]],
+    people: dict[int, dict[str, Any]],
     today: date,
 ) -> list[TherapistHit]:
-    """The page's items, loaded with a few set-based reads (no per-row queries)."""
+    """The page's items, with two set-based reads (no per-row queries), each a statement
+    built once with expanding parameters, so nothing is rebuilt per request."""
     if not ranked:
         return []
-    ids = list(ranked)
-    practice_ids = [pid for practices in ranked.values() for pid, _d in practices]
+    traits: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for row in session.execute(_TRAITS, {"ids": list(ranked)}):
+        if row.kind == "specialties":
+            value: Any = SpecialtyRead.model_validate(
+                {"code": row.value, "slug": row.slug, "display_name": row.label,
+                 "primary": row.is_primary}
+            )  # fmt: skip
+        else:
+            value = row.value
+        traits[(row.kind, row.therapist_id)].append(value)
 
-    people = {
-        row.id: row
-        for row in session.execute(
-            select(
-                Therapist.id, Therapist.npi, Therapist.first_name, Therapist.middle_name,
-                Therapist.last_name, Therapist.name_suffix, Therapist.credentials,
-                Therapist.gender,
-            ).where(Therapist.id.in_(ids))
-        )
-    }  # fmt: skip
-    specialties: dict[int, list[SpecialtyRead]] = defaultdict(list)
-    for specialty in session.execute(
-        select(TherapistSpecialty.therapist_id, TherapistSpecialty.specialty_code,
-               TherapistSpecialty.is_primary, Specialty.slug, Specialty.display_name)
-        .join(Specialty, Specialty.code == TherapistSpecialty.specialty_code)
-        .where(TherapistSpecialty.therapist_id.in_(ids))
-        .order_by(TherapistSpecialty.is_primary.desc(), TherapistSpecialty.specialty_code)
-    ):  # fmt: skip
-        specialties[specialty.therapist_id].append(
-            SpecialtyRead(code=specialty.specialty_code, slug=specialty.slug,
-                          display_name=specialty.display_name, primary=specialty.is_primary)
-        )  # fmt: skip
-    links: dict[tuple[str, int], list[str]] = defaultdict(list)
-    link_rows = union_all(
-        *(
-            select(
-                literal(kind).label("kind"), table.c.therapist_id, table.c[column].label("v")
-            ).where(table.c.therapist_id.in_(ids))
-            for kind, (table, column) in _LINK_TABLES.items()
-        )
-    ).subquery("links")
-    for link in session.execute(select(link_rows).order_by(link_rows.c.kind, link_rows.c.v)):
-        links[(link.kind, link.therapist_id)].append(link.v)
-
-    locations = {
-        row.practice_id: row
-        for row in session.execute(
-            select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
-                   Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS)
-            .join(Location, Location.id == Practice.location_id)
-            .where(Practice.id.in_(practice_ids))
-        )
-    }  # fmt: skip
+    sites: dict[int, dict[str, Any]] = {}
     plans: dict[int, list[PlanEntry]] = defaultdict(list)
-    for entry in session.execute(
-        select(Participation.practice_id, Participation.network_tier,
-               Participation.effective_from, Participation.effective_to,
-               Participation.verified_at, Plan.id.label("plan_id"), Plan.name.label("plan_name"),
-               Plan.plan_type, Payer.id.label("payer_id"), Payer.name.label("payer_name"))
-        .join(Plan, Plan.id == Participation.plan_id)
-        .join(Payer, Payer.id == Plan.payer_id)
-        .where(Participation.practice_id.in_(practice_ids), _current(today))
-        .order_by(Payer.name, Plan.name)
-    ):  # fmt: skip
-        plans[entry.practice_id].append(PlanEntry.model_validate(entry, from_attributes=True))
+    practice_ids = [pid for found in ranked.values() for pid, _d in found]
+    result = session.execute(_SITES, {"ids": practice_ids, "today": today})
+    names = list(result.keys())
+    split = len(names) - len(_PLAN_COLUMNS)
+    for row in result:
+        values = tuple(row)
+        practice_id = values[0]
+        if practice_id not in sites:
+            sites[practice_id] = dict(zip(names[1:split], values[1:split], strict=True))
+        if values[split] is not None:  # the plan id: in network with a plan today
+            entry = dict(zip(names[split:], values[split:], strict=True))
+            plans[practice_id].append(PlanEntry.model_validate(entry))
 
     factor = geo.KM_PER_MILE if query.unit is Unit.MI else 1.0
-    hits = []
-    for tid, practices in ranked.items():
-        person = people[tid]
-        hits.append(
-            TherapistHit(
-                id=tid,
-                npi=person.npi,
-                first_name=person.first_name,
-                middle_name=person.middle_name,
-                last_name=person.last_name,
-                name_suffix=person.name_suffix,
-                credentials=person.credentials,
-                gender=person.gender,
-                specialties=specialties[tid],
-                certifications=links[("certifications", tid)],
-                conditions=links[("conditions", tid)],
-                services=links[("services", tid)],
-                languages=links[("languages", tid)],
-                distance=round(practices[0][1] / factor, 2),
-                practices=[
-                    PracticeHit(
-                        id=pid,
-                        distance=round(d / factor, 2),
-                        accepting_new_patients=locations[pid].accepting_new_patients,
-                        telehealth=locations[pid].telehealth,
-                        home_visits=locations[pid].home_visits,
-                        location=LocationRead.model_validate(locations[pid], from_attributes=True),
-                        plans=plans[pid],
-                    )
-                    for pid, d in practices
+    return [
+        TherapistHit.model_validate(
+            {
+                **people[tid],
+                **{kind: traits[(kind, tid)] for kind in _TRAIT_KINDS},
+                "distance": round(found[0][1] / factor, 2),
+                "practices": [
+                    _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid])
+                    for pid, d in found
                 ],
-            )
+            }
         )
-    return hits
+        for tid, found in ranked.items()
+    ]
 
 
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_IDENTITY = (
+    Therapist.id, Therapist.npi, Therapist.first_name, Therapist.middle_name,
+    Therapist.last_name, Therapist.name_suffix, Therapist.credentials, Therapist.gender,
+)  # fmt: skip
+# Specialties (with their names and primary flag) and the plain code lists, in one read.
 _LINK_TABLES: dict[str, tuple[Any, str]] = {
     "certifications": (therapist_certifications, "certification_code"),
     "conditions": (therapist_conditions, "condition_slug"),
     "languages": (therapist_languages, "language_code"),
     "services": (therapist_services, "service_slug"),
 }
+_TRAIT_KINDS = ("specialties", *_LINK_TABLES)
+_traits = union_all(
+    select(
+        literal("specialties").label("kind"), TherapistSpecialty.therapist_id,
+        TherapistSpecialty.specialty_code.label("value"), TherapistSpecialty.is_primary,
+        Specialty.slug, Specialty.display_name.label("label"),
+    )
+    .join(Specialty, Specialty.code == TherapistSpecialty.specialty_code)
+    .where(TherapistSpecialty.therapist_id.in_(_IDS)),
+    *(
+        select(
+            literal(kind).label("kind"), table.c.therapist_id, table.c[column].label("value"),
+            literal(False).label("is_primary"), null().label("slug"), null().label("label"),
+        ).where(table.c.therapist_id.in_(_IDS))
+        for kind, (table, column) in _LINK_TABLES.items()
+    ),
+).subquery("traits")  # fmt: skip
+_TRAITS = select(_traits).order_by(_traits.c.kind, _traits.c.is_primary.desc(), _traits.c.value)
 _LOCATION_COLUMNS = (
     Location.id, Location.name, Location.address_line1, Location.address_line2, Location.city,
     Location.state, Location.zip, Location.latitude, Location.longitude,
     Location.geocode_precision, Location.phone, Location.fax, Location.facility_type,
     Location.accessibility, Location.updated_at,
 )  # fmt: skip
+# Each practice's site, and the plans it is in network with today (one row per plan,
+# or one row of nulls): the plan columns come last.
+_network = (
+    select(Participation.practice_id, Plan.id.label("plan_id"), Plan.name.label("plan_name"),
+           Plan.plan_type, Payer.id.label("payer_id"), Payer.name.label("payer_name"),
+           Participation.network_tier, Participation.effective_from,
+           Participation.effective_to, Participation.verified_at)
+    .join(Plan, Plan.id == Participation.plan_id)
+    .join(Payer, Payer.id == Plan.payer_id)
+    .where(Participation.practice_id.in_(_IDS), _current(bindparam("today", type_=Date)))
+    .subquery("network")
+)  # fmt: skip
+_PLAN_COLUMNS = [column for column in _network.c if column.key != "practice_id"]
+_SITES = (
+    select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
+           Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS, *_PLAN_COLUMNS)
+    .join(Location, Location.id == Practice.location_id)
+    .outerjoin(_network, _network.c.practice_id == Practice.id)
+    .where(Practice.id.in_(_IDS))
+    .order_by(Practice.id, _network.c.payer_name, _network.c.plan_name)
+)  # fmt: skip
+
+
+def _practice_hit(
+    practice_id: int, distance: float, site: dict[str, Any], plans: list[PlanEntry]
+) -> PracticeHit:
+    location = dict(site)
+    flags = {name: location.pop(name) for name in _PRACTICE_FLAGS}
+    return PracticeHit.model_validate(
+        {"id": practice_id, "distance": distance, **flags, "location": location, "plans": plans}
+    )
+
+
+_PRACTICE_FLAGS = ("accepting_new_patients", "telehealth", "home_visits")
 
 
 # --- facets -------------------------------------------------------------------------------
 
 
 def _facets(
-    session: Session, query: SearchQuery, today: date, distance: ColumnElement[float]
+    session: Session, query: SearchQuery, where: _Conditions
 ) -> dict[str, list[FacetCount]]:
     """Counts of matching therapists per value; each facet ignores its own filter.
 
-    One statement: facets whose own filter is not in use share one match set
-    (computed once); a facet whose filter is in use gets a match set without it.
+    One statement. The practices in the area are grouped once per therapist into
+    what each facet needs: whether some practice passes every filter but the
+    facet's own, the therapist's value (or, for practice-level facets, which values
+    its passing practices have). Counting therapists is then a plain count over
+    those rows, with no DISTINCT per facet. Code lists (specialties, conditions,
+    languages, plans) are grouped as whole lists and split here.
     """
     if not query.facets:
         return {}
-    practice_columns = [column.label(facet.value) for facet, column in _PRACTICE_FACETS.items()]
-    shared = None
-    branches = []
+    dialect = session.get_bind().dialect.name
+    columns: list[Any] = [S.therapist_id.label("tid")]
     for facet in query.facets:
-        if _selected(query, facet):
-            source = _materialized(
-                _matches(
-                    session,
-                    query,
-                    today,
-                    distance,
-                    without=facet,
-                    extra=practice_columns,
-                    name=f"c_{facet.value}",
-                ),
-                f"m_{facet.value}",
-            )
-        else:
-            if shared is None:
-                shared = _materialized(
-                    _matches(
-                        session,
-                        query,
-                        today,
-                        distance,
-                        without=None,
-                        extra=practice_columns,
-                        name="c_all",
-                    ),
-                    "m_all",
-                )
-            source = shared
-        branches.append(_facet_branch(facet, source, today))
-    counts: dict[str, dict[Any, tuple[str | None, int]]] = defaultdict(dict)
-    for row in session.execute(union_all(*branches)):
-        facet = Facet(row.facet)
-        counts[facet.value][_facet_value(facet, row.value)] = (row.label, row.n)
+        passing = and_(true(), *(test for other, test in where.by_facet.items() if other != facet))
+        value = _facet_column(dialect, facet, where)
+        name = facet.value
+        if facet in _PRACTICE_VALUES:
+            columns += [
+                func.max(case((and_(passing, value == option), 1), else_=0)).label(f"{name}_{i}")
+                for i, option in enumerate(_PRACTICE_VALUES[facet])
+            ]
+        elif facet is Facet.PLAN_ID:
+            columns.append(concat_agg(dialect, case((passing, value))).label(name))
+        else:  # a therapist-level value, the same on each of its rows
+            columns += [
+                func.min(value).label(name),
+                func.max(case((passing, 1), else_=0)).label(f"{name}_ok"),
+            ]
+    people = _materialized(
+        where.near(select(*columns)).where(where.area, *where.fixed).group_by(S.therapist_id),
+        "people",
+    )
 
+    def branches(facet: Facet) -> list[Select[*tuple[Any, ...]]]:
+        name = facet.value
+        label = literal(name).label("facet")
+        if facet in _PRACTICE_VALUES:
+            return [
+                select(
+                    label, literal(str(option)).label("value"), func.sum(people.c[f"{name}_{i}"])
+                )
+                for i, option in enumerate(_PRACTICE_VALUES[facet])
+            ]
+        value = people.c[name]
+        ok = [value.is_not(None)] + ([people.c[f"{name}_ok"] == 1]
+                                     if facet is not Facet.PLAN_ID else [])  # fmt: skip
+        return [select(label, cast(value, String), func.count()).where(*ok).group_by(value)]
+
+    counted: dict[Facet, defaultdict[Any, int]] = {f: defaultdict(int) for f in query.facets}
+    statement = union_all(*(branch for facet in query.facets for branch in branches(facet)))
+    for facet_name, value, n in session.execute(statement):
+        facet = Facet(facet_name)
+        if not n:
+            continue
+        if facet in _CODE_LIST_FACETS:
+            for code in set(value.split()):
+                counted[facet][code] += n
+        else:
+            counted[facet][value] += n
+
+    labels = _facet_labels(session, query, counted)
     results: dict[str, list[FacetCount]] = {}
-    for facet in query.facets:
-        values = counts[facet.value]
-        for value in _selected(query, facet):
-            values.setdefault(value, (None, 0))  # a chosen value stays visible in its menu
+    for facet, found in counted.items():
+        counts = {_facet_value(facet, value): n for value, n in found.items()}
+        for chosen in _selected(query, facet):
+            counts.setdefault(chosen, 0)  # a chosen value stays visible in its menu
         results[facet.value] = [
-            FacetCount(value=value, label=label, count=n)
-            for value, (label, n) in sorted(values.items(), key=lambda i: (-i[1][1], str(i[0])))
+            FacetCount(value=value, label=labels.get((facet, str(value))), count=n)
+            for value, n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
         ]
     return results
 
 
-def _facet_branch(facet: Facet, source: Any, today: date) -> Select[Any, Any, Any, Any]:
-    """SELECT facet, value, label, count of distinct therapists — one facet's counts.
-
-    Every branch starts from the (small, materialised) match set and looks rows up
-    by key from there, never the other way round.
-    """
-    name = literal(facet.value).label("facet")
-    therapists = func.count(func.distinct(source.c.tid)).label("n")
-    if facet in _PRACTICE_FACETS:
-        value = source.c[facet.value]
-        return (
-            select(name, cast(value, String).label("value"), null_label(), therapists)
-            .select_from(source)
-            .where(value.is_not(None))
-            .group_by(value)
-        )
-    if facet is Facet.PLAN_ID:
-        # Count per plan first, name the plans after. Grouping by an expression (+ 0)
-        # keeps SQLite from walking the whole plan_id index to get its groups in order
-        # instead of looking up only the matched practices' participations.
-        plan_id = (Participation.plan_id + 0).label("plan_id")
-        per_plan = (
-            select(plan_id, therapists)
-            .select_from(source)
-            .join(Participation, Participation.practice_id == source.c.pid)
-            .where(_current(today))
-            .group_by(plan_id)
-        ).subquery("per_plan")
-        return select(
-            name, cast(Plan.id, String).label("value"), Plan.name.label("label"), per_plan.c.n
-        ).join(per_plan, per_plan.c.plan_id == Plan.id)
-    if facet is Facet.GENDER:
-        return (
-            select(name, cast(Therapist.gender, String).label("value"), null_label(), therapists)
-            .select_from(source)
-            .join(Therapist, Therapist.id == source.c.tid)
-            .where(Therapist.gender.is_not(None))
-            .group_by(Therapist.gender)
-        )
-    value, owner, key, label = _LINKED_FACETS[facet]
-    grouped = value.concat("").label("value")  # an expression, for the reason given for plans
-    per_value = (
-        select(grouped, therapists)
-        .select_from(source)
-        .join(owner.table, owner == source.c.tid)
-        .group_by(grouped)
-    ).subquery("per_value")
-    return select(name, per_value.c.value, label.label("label"), per_value.c.n).join(
-        per_value, per_value.c.value == key
+def _facet_column(dialect: str, facet: Facet, where: _Conditions) -> Any:
+    """The row's value(s) for a facet: a column, or a padded code list."""
+    if facet is not Facet.PLAN_ID:
+        return _FACET_COLUMNS[facet]
+    # Plans in network today: the stored list while it is fresh, else asked again.
+    asked = code_list(
+        dialect,
+        Participation.plan_id,
+        Participation,
+        and_(Participation.practice_id == S.practice_id, _current(where.today)),
     )
+    return case((_fresh(where.today), S.plan_ids), else_=asked)
 
 
-def null_label() -> ColumnElement[Any]:
-    return cast(null(), String).label("label")
+def _facet_labels(
+    session: Session, query: SearchQuery, counted: dict[Facet, defaultdict[Any, int]]
+) -> dict[tuple[Facet, str], str]:
+    """Display names for the values found (and chosen), from the vocabularies."""
+    reads = []
+    for facet, found in counted.items():
+        named = _NAMED_FACETS.get(facet)
+        if named is None:
+            continue
+        key, label = named
+        wanted = {str(value) for value in [*found, *_selected(query, facet)]}
+        if wanted:
+            reads.append(
+                select(literal(facet.value), cast(key, String), label).where(
+                    cast(key, String).in_(sorted(wanted))
+                )
+            )
+    if not reads:
+        return {}
+    return {
+        (Facet(facet), value): text for facet, value, text in session.execute(union_all(*reads))
+    }
 
 
 def _facet_value(facet: Facet, text: str) -> Any:
-    """Facet values come back as text from the UNION; give them their JSON type."""
+    """Facet values come back as text; give them their JSON type."""
     if facet is Facet.PLAN_ID:
         return int(text)
     if facet in (Facet.ACCEPTING_NEW_PATIENTS, Facet.TELEHEALTH):
-        return text.lower() in ("1", "true", "t")
+        return text == "True"
     return text
 
 
@@ -542,31 +551,29 @@ def _selected(query: SearchQuery, facet: Facet) -> list[Any]:
     return selected[facet]
 
 
-# Facets counted over practice rows: any qualifying practice with the value counts.
-_PRACTICE_FACETS: dict[Facet, Any] = {
-    Facet.ACCEPTING_NEW_PATIENTS: Practice.accepting_new_patients,
-    Facet.TELEHEALTH: Practice.telehealth,
-    Facet.FACILITY_TYPE: Location.facility_type,
+_FACET_COLUMNS: dict[Facet, Any] = {
+    Facet.SPECIALTY: S.specialties,
+    Facet.CONDITION: S.conditions,
+    Facet.LANGUAGE: S.languages,
+    Facet.GENDER: S.gender,
+    Facet.ACCEPTING_NEW_PATIENTS: S.accepting_new_patients,
+    Facet.TELEHEALTH: S.telehealth,
+    Facet.FACILITY_TYPE: S.facility_type,
 }
-# Facets over a therapist's link table: (value column, therapist column, label key, label).
-_LINKED_FACETS: dict[Facet, tuple[Any, Any, Any, Any]] = {
-    Facet.SPECIALTY: (
-        TherapistSpecialty.specialty_code, TherapistSpecialty.therapist_id,
-        Specialty.code, Specialty.display_name,
-    ),
-    Facet.CONDITION: (
-        therapist_conditions.c.condition_slug, therapist_conditions.c.therapist_id,
-        Condition.slug, Condition.name,
-    ),
-    Facet.LANGUAGE: (
-        therapist_languages.c.language_code, therapist_languages.c.therapist_id,
-        Language.code, Language.name,
-    ),
-}  # fmt: skip
-
-
-def _plain(value: Any) -> Any:
-    return value.value if hasattr(value, "value") else value
+# Facets whose value is per practice, with every value they can take.
+_PRACTICE_VALUES: dict[Facet, tuple[Any, ...]] = {
+    Facet.ACCEPTING_NEW_PATIENTS: (True, False),
+    Facet.TELEHEALTH: (True, False),
+    Facet.FACILITY_TYPE: tuple(FacilityType),
+}
+_CODE_LIST_FACETS = {Facet.SPECIALTY, Facet.CONDITION, Facet.LANGUAGE, Facet.PLAN_ID}
+# Facets whose values have display names: (key column, label column).
+_NAMED_FACETS: dict[Facet, tuple[Any, Any]] = {
+    Facet.SPECIALTY: (Specialty.code, Specialty.display_name),
+    Facet.CONDITION: (Condition.slug, Condition.name),
+    Facet.LANGUAGE: (Language.code, Language.name),
+    Facet.PLAN_ID: (Plan.id, Plan.name),
+}
 
 
 # --- cursors -----------------------------------------------------------------------------
@@ -579,7 +586,7 @@ def _fingerprint(query: SearchQuery) -> str:
 
 
 def _encode_cursor(query: SearchQuery, key: list[Any]) -> str:
-    payload = json.dumps({"v": 1, "s": query.sort.value, "k": key, "f": _fingerprint(query)})
+    payload = json.dumps({"v": 2, "s": query.sort.value, "k": key, "f": _fingerprint(query)})
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
@@ -591,7 +598,7 @@ def _decode_cursor(query: SearchQuery) -> list[Any] | None:
         raw = base64.urlsafe_b64decode(query.cursor + "=" * (-len(query.cursor) % 4))
         payload = json.loads(raw)
         key = payload["k"]
-        if payload.get("v") != 1 or not isinstance(key, list):
+        if payload.get("v") != 2 or not isinstance(key, list):
             raise invalid
     except (ValueError, KeyError, TypeError):
         raise invalid from None
