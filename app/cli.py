@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 import app.models  # noqa: F401  (every mapper configured before first use)
@@ -58,6 +58,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     prepare_database(_engine())
     print("Database is at the latest schema.", file=sys.stderr)
+    return 0
+
+
+def cmd_db_rebuild_search(_args: argparse.Namespace) -> int:
+    from app.search import projection
+    from app.search.models import SearchPractice
+
+    engine = _engine()
+    prepare_database(engine)
+    with Session(engine) as session, session.begin():
+        projection.refresh(session)
+        if engine.dialect.name == "postgresql":
+            # The rows were written in spatial-key order; keep the statistics current.
+            session.execute(text("ANALYZE search_practices"))
+        rows = session.scalar(select(func.count()).select_from(SearchPractice))
+    print(f"Rebuilt the search projection: {rows} practices in spatial order.", file=sys.stderr)
     return 0
 
 
@@ -126,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate to the latest schema").set_defaults(
         handler=cmd_db_upgrade
     )
+    db.add_parser(
+        "rebuild-search",
+        help="rebuild the search projection from the records, in spatial order",
+    ).set_defaults(handler=cmd_db_rebuild_search)
     down = db.add_parser("downgrade", help="migrate down to a revision ('base' drops all)")
     down.add_argument("revision")
     down.set_defaults(handler=cmd_db_downgrade)

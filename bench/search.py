@@ -110,9 +110,10 @@ def raw_sql(dialect: str, case: Case, plan_id: int, after: tuple[float, int] | N
     keyset = " WHERE (g.c2, g.tid) > (:after_c2, :after_tid)" if after else ""
     chord = "((s.x - :x) * (s.x - :x) + (s.y - :y) * (s.y - :y) + (s.z - :z) * (s.z - :z))"
     if dialect == "postgresql":
+        # The GiST box test alone: the chord below is the exact test.
         source = (
-            "search_practices s WHERE ST_DWithin(s.geog,"
-            " ST_MakePoint(:lon, :lat)::geography, :radius_m, false)"
+            "search_practices s WHERE s.geog && _ST_Expand("
+            "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :radius_m)"
         )
     else:
         lat_pad = math.degrees(radius_km / EARTH_RADIUS_KM)

@@ -22,6 +22,7 @@ from app.cli import main
 from app.config import get_settings
 from app.db import create_db_engine
 from app.networks.models import Payer
+from app.search.models import SearchPractice
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE_TABLES = {
@@ -217,6 +218,23 @@ def test_db_downgrade_base_then_upgrade_rebuilds_a_working_schema(
     assert authenticate(engine, old_key) is None  # the old keys went with the tables
     new_key = create_key(capsys, "--role", "admin")
     assert authenticate(engine, new_key) is not None
+
+
+def test_db_rebuild_search_restores_a_projection_that_went_missing(
+    capsys: pytest.CaptureFixture[str], engine: Engine
+) -> None:
+    assert run(capsys, "demo", "load", "--therapists", "30")[0] == 0
+    with Session(engine) as session:
+        before = session.execute(select(SearchPractice.__table__).order_by("id")).all()
+    with engine.begin() as connection:
+        connection.execute(SearchPractice.__table__.delete())
+    code, _out, err = run(capsys, "db", "rebuild-search")
+    assert code == 0, err
+    assert f"{len(before)} practices" in err
+    with Session(engine) as session:
+        after = session.execute(select(SearchPractice.__table__).order_by("id")).all()
+    assert len(before) >= 30
+    assert after == before
 
 
 # --- serve --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.db import Base
 from app.paths import DATA_DIR
 from app.reference.models import Certification, Condition, Language, Service, Specialty
+from app.reference.vocabulary import forget
 
 _SOURCES: list[tuple[type[Base], str, str]] = [
     (Specialty, "nucc_pt_taxonomy.csv", "code"),
@@ -45,4 +46,5 @@ def sync_reference_data(session: Session, data_dir: Path = DATA_DIR) -> int:
                     setattr(row, name, value)
                 changed += 1
     session.flush()
+    forget()  # this process reads them again on next use
     return changed

@@ -9,7 +9,7 @@ it from the records at any time.
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, string_enum
@@ -58,6 +58,8 @@ class SearchPractice(Base):
     conditions: Mapped[str] = mapped_column(CODE_LIST)
     certifications: Mapped[str] = mapped_column(CODE_LIST)
     languages: Mapped[str] = mapped_column(CODE_LIST)
+    services: Mapped[str] = mapped_column(CODE_LIST)
+    primary_specialty: Mapped[str | None] = mapped_column(String(10))
     # Plans the practice is in network with on `plans_as_of`, in the same form. The
     # list holds until `plans_stale_on` (the next start or end date among its
     # participations, if any); outside that window search asks participations.

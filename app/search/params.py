@@ -1,6 +1,7 @@
 """`SearchQueryDep`: query parameters → a validated `SearchQuery`, or 422 naming the field."""
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
@@ -12,7 +13,7 @@ from app.fields import MAX_ID, has_control_characters
 from app.geocoding import city_centroid, zip_centroid
 from app.locations.models import FacilityType
 from app.networks.models import Payer, Plan
-from app.reference.models import Certification, Condition, Language, Specialty
+from app.reference.vocabulary import Vocabulary, vocabulary
 from app.search.schemas import (
     MAX_RADIUS,
     MAX_VALUES_PER_FILTER,
@@ -294,16 +295,16 @@ def get_search_query(
     if origin.bbox is None and radius > MAX_RADIUS[unit]:
         raise _error("radius", f"radius is at most {MAX_RADIUS[unit]:g} {unit.value}")
 
-    specialties = _resolve_specialties(session, _split(specialty, "specialty"))
-    conditions = _known(
-        session, Condition.slug, [v.lower() for v in _split(condition, "condition")], "condition"
-    )
-    certifications = _known(
-        session, Certification.code, [v.upper() for v in _split(certification, "certification")],
+    known = vocabulary(session)
+    specialties = _resolve_specialties(known, _split(specialty, "specialty"))
+    conditions = _listed(known.conditions, [v.lower() for v in _split(condition, "condition")],
+                         "condition")  # fmt: skip
+    certifications = _listed(
+        known.certifications, [v.upper() for v in _split(certification, "certification")],
         "certification",
     )  # fmt: skip
-    languages = _known(session, Language.code, [v.lower() for v in _split(language, "language")],
-                       "language")  # fmt: skip
+    languages = _listed(known.languages, [v.lower() for v in _split(language, "language")],
+                        "language")  # fmt: skip
     plan_ids = _known(session, Plan.id, _ids(_split(plan_id, "plan_id"), "plan_id"), "plan_id")
     payer_ids = _known(session, Payer.id, _ids(_split(payer_id, "payer_id"), "payer_id"),
                        "payer_id")  # fmt: skip
@@ -350,15 +351,18 @@ def _known(session: SessionDep, column: Any, values: list[Value], name: str) -> 
     return values
 
 
-def _resolve_specialties(session: SessionDep, values: list[str]) -> list[str]:
+def _listed(known: Mapping[str, str], values: list[str], name: str) -> list[str]:
+    for value in values:
+        if value not in known:
+            raise _error(name, f"unknown {name} {value!r}")
+    return values
+
+
+def _resolve_specialties(known: Vocabulary, values: list[str]) -> list[str]:
     """Codes or slugs → NUCC codes."""
-    if not values:
-        return []
-    rows = session.execute(select(Specialty.code, Specialty.slug)).all()
-    by_name = {code.upper(): code for code, _slug in rows} | {slug: code for code, slug in rows}
     codes = []
     for value in values:
-        code = by_name.get(value.upper()) or by_name.get(value.lower())
+        code = known.specialty_codes.get(value.upper()) or known.specialty_codes.get(value.lower())
         if code is None:
             raise _error("specialty", f"unknown specialty {value!r}; see /v1/specialties")
         codes.append(code)

@@ -42,6 +42,7 @@ from app.therapists.models import (
     therapist_certifications,
     therapist_conditions,
     therapist_languages,
+    therapist_services,
 )
 
 _BATCH = 500  # therapists per statement (well under every bind-parameter limit)
@@ -126,6 +127,13 @@ def _source(dialect: str, today: date) -> Any:
                 ).label(name)
                 for name, (table, column) in _LINKS.items()
             ),
+            select(TherapistSpecialty.specialty_code)
+            .where(
+                TherapistSpecialty.therapist_id == Practice.therapist_id,
+                TherapistSpecialty.is_primary,
+            )
+            .scalar_subquery()
+            .label("primary_specialty"),
             code_list(
                 dialect,
                 Participation.plan_id,
@@ -144,11 +152,13 @@ _LINKS = {
     "conditions": (therapist_conditions, "condition_slug"),
     "certifications": (therapist_certifications, "certification_code"),
     "languages": (therapist_languages, "language_code"),
+    "services": (therapist_services, "service_slug"),
 }
 _COLUMNS = [
     "id", "practice_id", "therapist_id", "latitude", "longitude", "x", "y", "z",
     "accepting_new_patients", "telehealth", "facility_type", "gender", "last_name_key",
-    "first_name_key", "specialties", "conditions", "certifications", "languages", "plan_ids",
+    "first_name_key", "specialties", "conditions", "certifications", "languages", "services",
+    "primary_specialty", "plan_ids",
     "plans_as_of", "plans_stale_on",
 ]  # fmt: skip
 

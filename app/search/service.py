@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -35,7 +35,6 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    null,
     or_,
     select,
     true,
@@ -50,7 +49,7 @@ from app.errors import InvalidInput
 from app.fields import MAX_ID
 from app.locations.models import FacilityType, Location
 from app.networks.models import Participation, Payer, Plan
-from app.reference.models import Condition, Language, Specialty
+from app.reference.vocabulary import Vocabulary, vocabulary
 from app.search import geo
 from app.search.models import SearchPractice
 from app.search.projection import code_list, concat_agg
@@ -70,13 +69,7 @@ from app.search.schemas import (
 from app.therapists.models import (
     Practice,
     Therapist,
-    TherapistSpecialty,
-    therapist_certifications,
-    therapist_conditions,
-    therapist_languages,
-    therapist_services,
 )
-from app.therapists.schemas import SpecialtyRead
 
 GENERAL_PT = "225100000X"  # matches every physical therapist (any 2251* code)
 S = SearchPractice
@@ -250,13 +243,13 @@ def _page(
     )
     practice_c2 = where.chord.label("practice_c2")
     statement = (
-        select(*page_rows.c, S.practice_id, practice_c2, total.label("total"), *_IDENTITY)
+        select(*page_rows.c, S.practice_id, practice_c2, total.label("total"), *_IDENTITY, *_TRAITS)
         .join(S, S.therapist_id == page_rows.c.tid)
         .join(Therapist, Therapist.id == page_rows.c.tid)
         .where(*where.all())
         .order_by(*sort_key, practice_c2, S.practice_id)
     )
-    rows = session.execute(statement).all()
+    rows = session.connection().execute(statement).all()  # Core: no ORM layer to cross
 
     therapists: dict[int, list[tuple[int, float]]] = {}
     keys: list[list[Any]] = []
@@ -265,7 +258,9 @@ def _page(
         if practices is None:
             practices = therapists[row.tid] = []
             keys.append([row.last, row.first, row.tid] if by_name else [row.c2, row.tid])
-            people[row.tid] = {column.key: getattr(row, column.key) for column in _IDENTITY}
+            people[row.tid] = {
+                column.key: getattr(row, column.key) for column in (*_IDENTITY, *_TRAITS)
+            }
         if len(practices) < MAX_PRACTICES_PER_ITEM:
             practices.append((row.practice_id, geo.km_from_chord_squared(row.practice_c2)))
     # An empty page (the data changed under a cursor) carries no total: count on its own.
@@ -288,25 +283,15 @@ def _hits(
     people: dict[int, dict[str, Any]],
     today: date,
 ) -> list[TherapistHit]:
-    """The page's items, with two set-based reads (no per-row queries), each a statement
-    built once with expanding parameters, so nothing is rebuilt per request."""
+    """The page's items. Who each therapist is came with the page; their practices'
+    sites and plans take one more read, a statement built once with expanding
+    parameters. Code lists come from the projection, names from the vocabularies."""
     if not ranked:
         return []
-    traits: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for row in session.execute(_TRAITS, {"ids": list(ranked)}):
-        if row.kind == "specialties":
-            value: Any = SpecialtyRead.model_validate(
-                {"code": row.value, "slug": row.slug, "display_name": row.label,
-                 "primary": row.is_primary}
-            )  # fmt: skip
-        else:
-            value = row.value
-        traits[(row.kind, row.therapist_id)].append(value)
-
     sites: dict[int, dict[str, Any]] = {}
     plans: dict[int, list[PlanEntry]] = defaultdict(list)
     practice_ids = [pid for found in ranked.values() for pid, _d in found]
-    result = session.execute(_SITES, {"ids": practice_ids, "today": today})
+    result = session.connection().execute(_SITES, {"ids": practice_ids, "today": today})
     names = list(result.keys())
     split = len(names) - len(_PLAN_COLUMNS)
     for row in result:
@@ -318,12 +303,12 @@ def _hits(
             entry = dict(zip(names[split:], values[split:], strict=True))
             plans[practice_id].append(PlanEntry.model_validate(entry))
 
+    known = vocabulary(session)
     factor = geo.KM_PER_MILE if query.unit is Unit.MI else 1.0
     return [
         TherapistHit.model_validate(
             {
-                **people[tid],
-                **{kind: traits[(kind, tid)] for kind in _TRAIT_KINDS},
+                **_identity(people[tid], known),
                 "distance": round(found[0][1] / factor, 2),
                 "practices": [
                     _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid])
@@ -340,31 +325,26 @@ _IDENTITY = (
     Therapist.id, Therapist.npi, Therapist.first_name, Therapist.middle_name,
     Therapist.last_name, Therapist.name_suffix, Therapist.credentials, Therapist.gender,
 )  # fmt: skip
-# Specialties (with their names and primary flag) and the plain code lists, in one read.
-_LINK_TABLES: dict[str, tuple[Any, str]] = {
-    "certifications": (therapist_certifications, "certification_code"),
-    "conditions": (therapist_conditions, "condition_slug"),
-    "languages": (therapist_languages, "language_code"),
-    "services": (therapist_services, "service_slug"),
-}
-_TRAIT_KINDS = ("specialties", *_LINK_TABLES)
-_traits = union_all(
-    select(
-        literal("specialties").label("kind"), TherapistSpecialty.therapist_id,
-        TherapistSpecialty.specialty_code.label("value"), TherapistSpecialty.is_primary,
-        Specialty.slug, Specialty.display_name.label("label"),
-    )
-    .join(Specialty, Specialty.code == TherapistSpecialty.specialty_code)
-    .where(TherapistSpecialty.therapist_id.in_(_IDS)),
-    *(
-        select(
-            literal(kind).label("kind"), table.c.therapist_id, table.c[column].label("value"),
-            literal(False).label("is_primary"), null().label("slug"), null().label("label"),
-        ).where(table.c.therapist_id.in_(_IDS))
-        for kind, (table, column) in _LINK_TABLES.items()
-    ),
-).subquery("traits")  # fmt: skip
-_TRAITS = select(_traits).order_by(_traits.c.kind, _traits.c.is_primary.desc(), _traits.c.value)
+# The therapist's code lists, as the projection keeps them.
+_TRAITS = (S.specialties, S.primary_specialty, S.certifications, S.conditions, S.services,
+           S.languages)  # fmt: skip
+
+
+def _identity(person: dict[str, Any], known: Vocabulary) -> dict[str, Any]:
+    """A page row's therapist columns as TherapistHit fields: sorted code lists, and
+    specialties named, primary first."""
+    values = {column.key: person[column.key] for column in _IDENTITY}
+    for column in (S.certifications, S.conditions, S.services, S.languages):
+        values[column.key] = sorted(person[column.key].split())
+    primary = person["primary_specialty"]
+    values["specialties"] = [
+        {"code": code, "slug": known.specialties[code].slug,
+         "display_name": known.specialties[code].display_name, "primary": code == primary}
+        for code in sorted(person["specialties"].split(), key=lambda code: (code != primary, code))
+    ]  # fmt: skip
+    return values
+
+
 _LOCATION_COLUMNS = (
     Location.id, Location.name, Location.address_line1, Location.address_line2, Location.city,
     Location.state, Location.zip, Location.latitude, Location.longitude,
@@ -464,7 +444,7 @@ def _facets(
 
     counted: dict[Facet, defaultdict[Any, int]] = {f: defaultdict(int) for f in query.facets}
     statement = union_all(*(branch for facet in query.facets for branch in branches(facet)))
-    for facet_name, value, n in session.execute(statement):
+    for facet_name, value, n in session.connection().execute(statement):
         facet = Facet(facet_name)
         if not n:
             continue
@@ -504,25 +484,24 @@ def _facet_column(dialect: str, facet: Facet, where: _Conditions) -> Any:
 def _facet_labels(
     session: Session, query: SearchQuery, counted: dict[Facet, defaultdict[Any, int]]
 ) -> dict[tuple[Facet, str], str]:
-    """Display names for the values found (and chosen), from the vocabularies."""
-    reads = []
-    for facet, found in counted.items():
-        named = _NAMED_FACETS.get(facet)
-        if named is None:
-            continue
-        key, label = named
-        wanted = {str(value) for value in [*found, *_selected(query, facet)]}
-        if wanted:
-            reads.append(
-                select(literal(facet.value), cast(key, String), label).where(
-                    cast(key, String).in_(sorted(wanted))
-                )
-            )
-    if not reads:
-        return {}
-    return {
-        (Facet(facet), value): text for facet, value, text in session.execute(union_all(*reads))
+    """Display names for the values found (and chosen): vocabularies from memory, plan
+    names from the database."""
+    known = vocabulary(session)
+    names: dict[Facet, Mapping[str, str]] = {
+        Facet.SPECIALTY: {code: entry.display_name for code, entry in known.specialties.items()},
+        Facet.CONDITION: known.conditions,
+        Facet.LANGUAGE: known.languages,
     }
+    labels: dict[tuple[Facet, str], str] = {}
+    for facet, found in counted.items():
+        wanted = {str(value) for value in [*found, *_selected(query, facet)]}
+        if facet is Facet.PLAN_ID and wanted:
+            plans = select(Plan.id, Plan.name).where(Plan.id.in_(sorted(int(v) for v in wanted)))
+            labels |= {(facet, str(plan_id)): name for plan_id, name in session.execute(plans)}
+        elif facet in names:
+            labels |= {(facet, value): names[facet][value] for value in wanted
+                       if value in names[facet]}  # fmt: skip
+    return labels
 
 
 def _facet_value(facet: Facet, text: str) -> Any:
@@ -567,13 +546,6 @@ _PRACTICE_VALUES: dict[Facet, tuple[Any, ...]] = {
     Facet.FACILITY_TYPE: tuple(FacilityType),
 }
 _CODE_LIST_FACETS = {Facet.SPECIALTY, Facet.CONDITION, Facet.LANGUAGE, Facet.PLAN_ID}
-# Facets whose values have display names: (key column, label column).
-_NAMED_FACETS: dict[Facet, tuple[Any, Any]] = {
-    Facet.SPECIALTY: (Specialty.code, Specialty.display_name),
-    Facet.CONDITION: (Condition.slug, Condition.name),
-    Facet.LANGUAGE: (Language.code, Language.name),
-    Facet.PLAN_ID: (Plan.id, Plan.name),
-}
 
 
 # --- cursors -----------------------------------------------------------------------------

@@ -106,6 +106,8 @@ def upgrade() -> None:
         sa.Column("conditions", CODE_LIST, nullable=False),
         sa.Column("certifications", CODE_LIST, nullable=False),
         sa.Column("languages", CODE_LIST, nullable=False),
+        sa.Column("services", CODE_LIST, nullable=False),
+        sa.Column("primary_specialty", sa.String(length=10), nullable=True),
         sa.Column("plan_ids", CODE_LIST, nullable=False),
         sa.Column("plans_as_of", sa.Date(), nullable=False),
         sa.Column("plans_stale_on", sa.Date(), nullable=True),
