@@ -149,6 +149,28 @@ def test_plan_filter_follows_the_calendar_after_the_rows_were_written(
         monkeypatch.setattr(service, "utcnow", lambda days=days: on_day(days))
         assert found(client, plan_id=plan["id"]) == ([therapist["id"]] if expected else []), days
         assert found(client, payer_id=payer["id"]) == ([therapist["id"]] if expected else []), days
+        # The plan facet and the plans listed on the practice follow the same calendar.
+        response = client.get("/v1/search/therapists", params=CHICAGO | {"facets": "plan_id"})
+        body = response.json()
+        counts = {entry["value"]: entry["count"] for entry in body["facets"]["plan_id"]}
+        assert counts == ({plan["id"]: 1} if expected else {}), days
+        listed = [entry["plan_id"] for entry in body["items"][0]["practices"][0]["plans"]]
+        assert listed == ([plan["id"]] if expected else []), days
+
+
+def test_name_changes_reach_name_search_and_order(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    first = create_therapist(client, admin, therapist_body(1, last_name="Adams"))
+    second = create_therapist(client, admin, therapist_body(2, last_name="Baker"))
+    assert found(client, sort="name") == [first["id"], second["id"]]
+    renamed = client.patch(
+        f"/v1/therapists/{first['id']}", json={"last_name": "Zielińska"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert found(client, sort="name") == [second["id"], first["id"]]
+    assert found(client, q="zielinska") == [first["id"]]
+    assert found(client, q="adams") == []
 
 
 def test_spatial_keys_order_rows_by_place(
