@@ -62,9 +62,11 @@ def ensure_dataset(url: str, practices: int) -> int:
         print(f"loaded {summary} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         with engine.connect() as connection:
             if engine.dialect.name == "postgresql":
-                # The search projection is written in spatial-key order already; put the
-                # practices of one location on the same pages too, as an operator would
-                # after a bulk load (see docs/operations.md).
+                # The loader wrote the search projection in batches of therapists; put
+                # its rows in spatial-key order (SQLite keeps a table in key order by
+                # itself), and the practices of one location on the same pages, as an
+                # operator would after a bulk load (docs/search.md).
+                connection.execute(text("CLUSTER search_practices USING pk_search_practices"))
                 connection.execute(text("CLUSTER practices USING ix_practices_location_id"))
             connection.execute(text("ANALYZE"))
             connection.commit()
