@@ -1,5 +1,6 @@
 """The search projection follows every write, and its shortcuts never change an answer."""
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,8 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.networks.models import Participation
 from app.search import projection, service
 from app.search.models import SearchPractice
+from tests.conftest import Backend
 from tests.factories import (
     LOOP,
     WRIGLEYVILLE,
@@ -103,6 +106,49 @@ def test_every_kind_of_write_reaches_search(
     # A deleted therapist is gone.
     assert client.delete(f"/v1/therapists/{first['id']}", headers=admin).status_code == 204
     assert first["id"] not in found(client)
+    assert_matches_a_rebuild(db)
+
+
+def test_concurrent_writes_to_one_therapist_take_turns_on_its_rows(
+    client: TestClient, admin: dict[str, str], backend: Backend, db: Session
+) -> None:
+    """Two transactions adding plans at two practices of one therapist commit at the
+    same moment: each rebuilds the therapist's rows, and the second must replace
+    what the first wrote rather than collide with it."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite lets one writer at a time in; there is nothing to interleave")
+    payer = create_payer(client, admin)
+    plans = [create_plan(client, admin, payer["id"], name=f"Plan {n}") for n in (1, 2)]
+    therapist = create_therapist(
+        client, admin,
+        therapist_body(1, practices=[practice_at(LOOP, accepting=True),
+                                     practice_at(WRIGLEYVILLE, accepting=True)]),
+    )  # fmt: skip
+    practice_ids = [practice["id"] for practice in therapist["practices"]]
+    both_flushed = threading.Barrier(2, timeout=10)
+    failures: list[BaseException] = []
+
+    def add(practice_id: int, plan_id: int) -> None:
+        try:
+            with Session(backend.engine) as session:
+                session.add(Participation(practice_id=practice_id, plan_id=plan_id))
+                session.flush()
+                both_flushed.wait()
+                session.commit()
+        except BaseException as error:  # reported below, in the test's own thread
+            failures.append(error)
+
+    workers = [
+        threading.Thread(target=add, args=(practice_id, plan["id"]))
+        for practice_id, plan in zip(practice_ids, plans, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert failures == []
+    for plan in plans:
+        assert found(client, plan_id=plan["id"]) == [therapist["id"]]
     assert_matches_a_rebuild(db)
 
 
