@@ -261,6 +261,26 @@ def main() -> None:
         print(f"all cases, {layer}: p50 {percentile(merged, 0.5):.1f} ms, "
               f"p99 {percentile(merged, 0.99):.1f} ms; without facets p50 "
               f"{percentile(plain, 0.5):.1f} ms")  # fmt: skip
+    print_ratios(cases)
+
+
+def print_ratios(cases: list[Case]) -> None:
+    """The ratios the targets are stated in, per origin: HTTP over raw SQL (plain
+    searches), and each search with facets over the same search without them."""
+    print()
+    by_name = {case.name: case for case in cases}
+    for origin in ORIGINS:
+        plain = [c for c in cases if c.name.startswith(origin) and "raw SQL" in c.samples]
+        http = statistics.median(percentile(c.samples["HTTP"], 0.5) for c in plain)
+        raw = statistics.median(percentile(c.samples["raw SQL"], 0.5) for c in plain)
+        line = f"{origin}: HTTP/raw SQL p50 {http / raw:.1f}"
+        for with_facets in (c for c in cases if c.name.startswith(origin) and c.facets):
+            without = by_name[with_facets.name.removesuffix(" + facets")]
+            ratio = percentile(with_facets.samples["service"], 0.5) / percentile(
+                without.samples["service"], 0.5
+            )
+            line += f"; {with_facets.name.removeprefix(origin + ': ')} / plain {ratio:.1f}"
+        print(line)
 
 
 def _kwargs(params: dict[str, Any], cursor: str | None) -> dict[str, Any]:
