@@ -73,10 +73,11 @@ def code_list(dialect: str, column: Any, owner: Any, where: ColumnElement[bool])
     return literal(" ") + func.coalesce(values, literal("")) + literal(" ")
 
 
-def _current_on(day: date) -> ColumnElement[bool]:
+def in_force(day: date | ColumnElement[date], held: Any = Participation) -> ColumnElement[bool]:
+    """The participation is in force on `day` (not before its start, not after its end)."""
     return and_(
-        or_(Participation.effective_from.is_(None), Participation.effective_from <= day),
-        or_(Participation.effective_to.is_(None), Participation.effective_to >= day),
+        or_(held.effective_from.is_(None), held.effective_from <= day),
+        or_(held.effective_to.is_(None), held.effective_to >= day),
     )
 
 
@@ -138,7 +139,7 @@ def _source(dialect: str, today: date) -> Any:
                 dialect,
                 Participation.plan_id,
                 Participation,
-                and_(practice_plans, _current_on(today)),
+                and_(practice_plans, in_force(today)),
             ).label("plan_ids"),
             literal(today).label("plans_as_of"),
             next_change.label("plans_stale_on"),

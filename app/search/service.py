@@ -52,7 +52,7 @@ from app.networks.models import Participation, Payer, Plan
 from app.reference.vocabulary import Vocabulary, vocabulary
 from app.search import geo
 from app.search.models import SearchPractice
-from app.search.projection import code_list, concat_agg
+from app.search.projection import code_list, concat_agg, in_force
 from app.search.schemas import (
     MAX_PRACTICES_PER_ITEM,
     Facet,
@@ -167,14 +167,6 @@ def _has_code(column: Any, code: str) -> ColumnElement[bool]:
     return test
 
 
-def _current(today: date | ColumnElement[date]) -> ColumnElement[bool]:
-    """The participation is in force today (not before its start, not after its end)."""
-    return and_(
-        or_(Participation.effective_from.is_(None), Participation.effective_from <= today),
-        or_(Participation.effective_to.is_(None), Participation.effective_to >= today),
-    )
-
-
 def _in_plans(plan_ids: list[int], today: date) -> ColumnElement[bool]:
     """The practice is in network today with one of these plans.
 
@@ -184,12 +176,12 @@ def _in_plans(plan_ids: list[int], today: date) -> ColumnElement[bool]:
         return false()
     fresh = _fresh(today)
     listed = or_(*(_has_code(S.plan_ids, str(plan_id)) for plan_id in plan_ids))
-    in_force = exists().where(
+    asked = exists().where(
         Participation.practice_id == S.practice_id,
         Participation.plan_id.in_(plan_ids),
-        _current(today),
+        in_force(today),
     )
-    return or_(and_(fresh, listed), and_(not_(fresh), in_force))
+    return or_(and_(fresh, listed), and_(not_(fresh), asked))
 
 
 def _fresh(today: date) -> ColumnElement[bool]:
@@ -360,7 +352,7 @@ _network = (
            Participation.effective_to, Participation.verified_at)
     .join(Plan, Plan.id == Participation.plan_id)
     .join(Payer, Payer.id == Plan.payer_id)
-    .where(Participation.practice_id.in_(_IDS), _current(bindparam("today", type_=Date)))
+    .where(Participation.practice_id.in_(_IDS), in_force(bindparam("today", type_=Date)))
     .subquery("network")
 )  # fmt: skip
 _PLAN_COLUMNS = [column for column in _network.c if column.key != "practice_id"]
@@ -476,7 +468,7 @@ def _facet_column(dialect: str, facet: Facet, where: _Conditions) -> Any:
         dialect,
         Participation.plan_id,
         Participation,
-        and_(Participation.practice_id == S.practice_id, _current(where.today)),
+        and_(Participation.practice_id == S.practice_id, in_force(where.today)),
     )
     return case((_fresh(where.today), S.plan_ids), else_=asked)
 
