@@ -28,6 +28,8 @@ POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 VOCABULARY_TABLES = {"specialties", "conditions", "services", "certifications", "languages"}
+# The `issue_key` fixture: issue_key(role="admin", payer_id=None) → Authorization header.
+IssueKey = Callable[..., dict[str, str]]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -126,7 +128,7 @@ def db(backend: Backend, client: TestClient) -> Iterator[Session]:
 
 
 @pytest.fixture
-def issue_key(backend: Backend, client: TestClient) -> Callable[..., dict[str, str]]:
+def issue_key(backend: Backend, client: TestClient) -> IssueKey:
     """Issues a real API key and returns the Authorization header for it."""
 
     def issue(role: str = "admin", payer_id: int | None = None) -> dict[str, str]:

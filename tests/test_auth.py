@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.db import Base
+from tests.conftest import VOCABULARY_TABLES, Backend, IssueKey
 from tests.factories import (
     WRIGLEYVILLE,
     create_payer,
@@ -25,10 +26,6 @@ from tests.factories import (
     practice_at,
     therapist_body,
 )
-
-IssueKey = Callable[..., dict[str, str]]
-Backend = Any  # tests.conftest.Backend: .name, .url, .engine
-VOCABULARY_TABLES = {"specialties", "conditions", "services", "certifications", "languages"}
 
 
 @dataclass(frozen=True)

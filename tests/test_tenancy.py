@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from app.networks.models import Participation, Payer, Plan
+from tests.conftest import Backend, IssueKey
 from tests.factories import (
     LOOP,
     WRIGLEYVILLE,
@@ -22,9 +23,6 @@ from tests.factories import (
     practice_at,
     therapist_body,
 )
-
-IssueKey = Callable[..., dict[str, str]]
-Backend = Any  # tests.conftest.Backend: .name, .url, .engine
 
 
 @dataclass(frozen=True)
