@@ -7,11 +7,26 @@ tests/conftest.py here (it empties its database around each test).
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime
 
 import pytest
 
+from app.search import projection, service
 from tests.conftest import BACKENDS
 from tests.search.dataset import SearchDirectory, build_directory
+from tests.search.oracle import SESSION_DAY
+
+
+@pytest.fixture(autouse=True)
+def _same_day_all_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Search answers as of the day the directory was built, even past midnight UTC."""
+
+    def session_day_now() -> datetime:
+        return datetime.combine(SESSION_DAY, datetime.now(UTC).time(), UTC)
+
+    if datetime.now(UTC).date() != SESSION_DAY:
+        monkeypatch.setattr(service, "utcnow", session_day_now)
+        monkeypatch.setattr(projection, "utcnow", session_day_now)
 
 
 @pytest.fixture(scope="session")

@@ -61,8 +61,14 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, h)))
 
 
+# The search directory is built once per session with participations that start and
+# end "today"; a session that runs past midnight UTC must keep asking about that day
+# (tests/search/conftest.py pins the service's clock to it as well).
+SESSION_DAY = datetime.now(UTC).date()
+
+
 def today_utc() -> date:
-    return datetime.now(UTC).date()
+    return SESSION_DAY
 
 
 # --- the directory, as plain data ---------------------------------------------------------
