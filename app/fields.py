@@ -7,7 +7,6 @@ ZIP+4 gets its hyphen) so the database holds one spelling of each value.
 import csv
 import math
 import re
-import unicodedata
 from functools import cache
 from typing import Annotated
 
@@ -103,8 +102,12 @@ def _printable(value: str) -> str:
     return value
 
 
+# Exactly the Unicode "Cc" (control) category: C0, DEL and C1.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in value)
+    return _CONTROL.search(value) is not None
 
 
 Npi = Annotated[
@@ -141,3 +144,10 @@ Label = Annotated[str, BeforeValidator(_strip), AfterValidator(_printable)]
 MAX_ID = 2_147_483_647
 RecordId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[1])]
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# The same checks for code that validates without a Pydantic model (roster imports):
+# each returns the normalised value or raises ValueError with the user-facing message.
+normalise_npi = _npi
+normalise_state = _state
+normalise_zip = _zip
+normalise_phone = _phone

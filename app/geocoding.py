@@ -42,6 +42,9 @@ def _zip_index() -> dict[str, ZipPlace]:
             standard=entry.get("zip_code_type") == "STANDARD" and bool(entry.get("active")),
             area_codes=tuple(entry.get("area_codes") or ()),
         )
+    # The package caches all 42,000 entries as dicts (~150 MB); this index is all we use.
+    if hasattr(zipcodes, "_zips_cache"):
+        zipcodes._zips_cache = None
     return index
 
 

@@ -32,11 +32,16 @@ class ImportJob(Base):
     on_error: Mapped[str] = mapped_column(String(20), default="reject")
     status: Mapped[JobStatus] = mapped_column(string_enum(JobStatus, "import_job_status"))
     upload_path: Mapped[str | None] = mapped_column(String(500))
+    # QHP providers.json may come with its plans.json: both are read in one transaction.
+    plans_upload_path: Mapped[str | None] = mapped_column(String(500))
     bytes_total: Mapped[int | None] = mapped_column(BigInteger)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     records_done: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    warning_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # host:pid of the process running the job, for operators reading a stuck queue.
+    worker: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -44,10 +49,16 @@ class ImportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class IssueLevel(StrEnum):
+    ERROR = "error"  # the record was refused
+    WARNING = "warning"  # the record was imported without the value named
+
+
 class ImportRecordError(Base):
-    """A record the import refused: where it was, which field, and why."""
+    """A problem with one record: where it was, which field, why, and how bad."""
 
     __tablename__ = "import_errors"
+    __table_args__ = (Index("ix_import_errors_job_id_level", "job_id", "level", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(
@@ -57,3 +68,4 @@ class ImportRecordError(Base):
     record_index: Mapped[int | None] = mapped_column(Integer)
     field: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(10), default=IssueLevel.ERROR, server_default="error")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.reference.models import Certification, Condition, Language, Specialty
+from app.reference.models import Certification, Condition, Language, Service, Specialty
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class Vocabulary:
     conditions: dict[str, str]  # slug → name
     certifications: dict[str, str]  # code → name
     languages: dict[str, str]  # code → name
+    services: dict[str, str]  # slug → name
 
 
 _loaded: dict[str, Vocabulary] = {}
@@ -72,6 +73,7 @@ def _read(session: Session) -> Vocabulary:
         languages={
             code: name for code, name in session.execute(select(Language.code, Language.name))
         },
+        services={slug: name for slug, name in session.execute(select(Service.slug, Service.name))},
     )
 
 

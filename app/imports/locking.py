@@ -1,0 +1,107 @@
+"""The locks that keep imports apart, per database: the one dialect-specific module here.
+
+Two questions need a lock that the operating system or the database server
+releases by itself when a process dies (SIGKILL included):
+
+- *Whose turn is it?* Imports for one payer run one after the other, never
+  interleaved. PostgreSQL: a transaction-level advisory lock keyed by payer,
+  so other payers' imports run in parallel. SQLite allows one writer at a time
+  anyway, so imports there take turns through one lock file for the database.
+- *Is anyone still running this job?* The running worker holds a lock named
+  after the job: a session-level advisory lock on PostgreSQL (held on a
+  connection of its own), an `flock` on a file in the import directory on
+  SQLite. A `running` job whose lock can be taken has lost its worker.
+"""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+# Advisory lock namespaces (the first of the two 32-bit keys).
+_PAYER_TURN = 0x50_54_01
+_JOB_RUNNING = 0x50_54_02
+
+
+@contextmanager
+def payer_turn(session: Session, payer_id: int | None, import_dir: Path) -> Iterator[None]:
+    """Waits until no other import for this payer is running, then holds the turn.
+
+    On PostgreSQL the lock lasts until the session's transaction ends, so call it
+    inside the import's transaction. The payer-less (national) roster is key 0.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            {"space": _PAYER_TURN, "key": payer_id or 0},
+        )
+        yield
+        return
+    with _flock(import_dir / "sqlite-import.lock", wait=True):
+        yield
+
+
+@contextmanager
+def running(engine: Engine, job_id: int, import_dir: Path) -> Iterator[None]:
+    """Marks this process as the one running the job for as long as the block lasts."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(
+                text("SELECT pg_advisory_lock(:space, :key)"),
+                {"space": _JOB_RUNNING, "key": job_id},
+            )
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:space, :key)"),
+                    {"space": _JOB_RUNNING, "key": job_id},
+                )
+                connection.commit()
+        return
+    with _flock(import_dir / f"job-{job_id}.lock", wait=False) as held:
+        if not held:
+            raise RuntimeError(f"import job {job_id} is already running in another process")
+        yield
+
+
+def is_abandoned(engine: Engine, job_id: int, import_dir: Path) -> bool:
+    """True when no live process holds the job's lock (its worker was killed or crashed)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            taken = connection.scalar(
+                text("SELECT pg_try_advisory_lock(:space, :key)"),
+                {"space": _JOB_RUNNING, "key": job_id},
+            )
+            if taken:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:space, :key)"),
+                    {"space": _JOB_RUNNING, "key": job_id},
+                )
+            connection.commit()
+            return bool(taken)
+    with _flock(import_dir / f"job-{job_id}.lock", wait=False) as held:
+        return held
+
+
+@contextmanager
+def _flock(path: Path, *, wait: bool) -> Iterator[bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)

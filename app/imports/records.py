@@ -1,0 +1,121 @@
+"""What every import format yields: provider records in one normalised shape.
+
+A parser maps its format's vocabulary onto these records (QHP `accepting`
+strings, FHIR extensions, NPPES taxonomy columns) and reports what it could
+not map. Field rules that hold whatever the format (NPI check digit, state,
+ZIP, coordinates, plan id) are checked once, by the import itself, so every
+format refuses the same values with the same messages.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import BinaryIO, Protocol
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be read: wrong format, encoding, truncated, empty."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass(slots=True)
+class Problem:
+    """Something wrong with one field of one record; `field` is a dotted path in the record."""
+
+    field: str
+    message: str
+
+
+@dataclass(slots=True)
+class PlanRecord:
+    """A plan the file itself declares (QHP `plans.json`, FHIR InsurancePlan)."""
+
+    index: int  # 0-based position among the file's records
+    line: int | None  # 1-based line where the record starts, where the format has lines
+    key: str  # how provider records refer to the plan (PlanRef.key)
+    name: str | None
+    plan_type: str | None  # an app.networks.models.PlanType value, when the format says
+    hios_plan_id: str | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PlanRef:
+    """A site's place in one plan's network."""
+
+    # A HIOS plan id, or the key of a PlanRecord in the same file, or the name of
+    # a plan the payer already has.
+    key: str
+    network_tier: str | None = None
+    effective_from: date | None = None
+    effective_to: date | None = None
+    verified_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class SiteRecord:
+    """The provider at one address (a Practice at a Location)."""
+
+    address_line1: str | None
+    city: str | None
+    state: str | None
+    zip: str | None
+    address_line2: str | None = None
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    phone: str | None = None
+    fax: str | None = None
+    facility_type: str | None = None  # an app.locations.models.FacilityType value
+    accepting_new_patients: bool | None = None
+    telehealth: bool | None = None
+    plans: list[PlanRef] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProviderRecord:
+    """One therapist as the file describes it, with the sites where it practises."""
+
+    index: int
+    line: int | None
+    npi: str | None
+    first_name: str | None
+    last_name: str | None
+    middle_name: str | None = None
+    name_suffix: str | None = None
+    credentials: list[str] = field(default_factory=list)
+    gender: str | None = None  # female | male | other, as app.therapists.models.Gender
+    specialties: list[str] = field(default_factory=list)  # NUCC codes, primary first
+    languages: list[str] = field(default_factory=list)  # ISO 639-1 codes
+    certifications: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    sites: list[SiteRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # refuse the record
+    warnings: list[Problem] = field(default_factory=list)  # kept out, record still imported
+
+
+@dataclass(slots=True)
+class Skipped:
+    """A record outside the directory's scope (not a physical therapist, a facility)."""
+
+    index: int
+    line: int | None
+    reason: str
+
+
+Record = PlanRecord | ProviderRecord | Skipped
+
+
+class Parser(Protocol):
+    """Reads a binary stream from its start and yields records in file order.
+
+    Memory must not grow with the file: records are yielded as they are read.
+    Raises ImportFileError when the file as a whole cannot be read.
+    """
+
+    def __call__(self, stream: BinaryIO) -> Iterator[Record]: ...

@@ -1,0 +1,762 @@
+"""Writes checked provider records into the directory, a batch at a time.
+
+Therapists are matched by NPI and locations by normalised address; a practice
+is a therapist at a location. Participations belong to the importing payer's
+plans only: the import never reads or writes another payer's rows, and never
+deletes a therapist, location or practice (others may use them).
+
+`replace` makes the payer's participations exactly what the file lists: every
+participation of any of the payer's plans that the file does not list is
+ended (its `effective_to` becomes yesterday; one that had not started yet is
+removed). `merge` only adds and updates.
+
+Writes use Core statements over whole batches (one SELECT per table, then
+executemany INSERTs and UPDATEs of what changed), and rebuild the search rows
+of the therapists a batch changed. A record that changes nothing writes
+nothing, so importing the same file twice changes nothing the second time.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from app.db import Base, utcnow
+from app.imports.bulk import insert_many
+from app.imports.records import PlanRecord, Problem
+from app.imports.validate import Provider, Site, is_hios
+from app.locations.models import Location
+from app.networks.models import Participation, Plan, PlanType
+from app.search import projection
+from app.therapists.models import (
+    Practice,
+    Source,
+    Therapist,
+    TherapistSpecialty,
+    therapist_certifications,
+    therapist_conditions,
+    therapist_languages,
+    therapist_services,
+)
+from app.therapists.names import name_key
+
+BATCH_SIZE = 1000
+# SQLite refuses more than 32,766 bound values per statement; stay well below.
+_IN_CHUNK = 5000
+
+_LINKS = (
+    ("languages", therapist_languages, "language_code"),
+    ("certifications", therapist_certifications, "certification_code"),
+    ("conditions", therapist_conditions, "condition_slug"),
+    ("services", therapist_services, "service_slug"),
+)
+_THERAPIST_FIELDS = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "name_suffix",
+    "credentials",
+    "gender",
+)
+_LOCATION_DETAILS = ("name", "phone", "fax", "facility_type")
+
+# The participations a replace has seen, so the rest can be ended at the end.
+_seen = Table(
+    "import_seen_participations",
+    MetaData(),
+    # No key: a participation listed twice (or by a repeated NPI) may be noted twice.
+    Column("participation_id", Integer, index=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+class Mode(StrEnum):
+    REPLACE = "replace"
+    MERGE = "merge"
+
+
+@dataclass(slots=True)
+class Counts:
+    therapists_created: int = 0
+    therapists_updated: int = 0
+    therapists_unchanged: int = 0
+    locations_created: int = 0
+    locations_updated: int = 0
+    locations_unchanged: int = 0
+    practices_created: int = 0
+    practices_updated: int = 0
+    participations_created: int = 0
+    participations_updated: int = 0
+    participations_unchanged: int = 0
+    participations_ended: int = 0
+    plans_created: int = 0
+    plans_updated: int = 0
+    records_imported: int = 0
+    records_skipped: int = 0
+    records_invalid: int = 0
+    warnings: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class PlanCatalogue:
+    """The payer's plans, found by HIOS id, by name or by the key a file declared."""
+
+    def __init__(self, session: Session, payer_id: int | None, counts: Counts) -> None:
+        self.session = session
+        self.payer_id = payer_id
+        self.counts = counts
+        self.by_key: dict[str, int] = {}
+        if payer_id is None:
+            return
+        rows = session.execute(
+            select(Plan.id, Plan.name, Plan.hios_plan_id).where(Plan.payer_id == payer_id)
+        )
+        for plan_id, name, hios in rows:
+            self.by_key[name.casefold()] = plan_id
+            if hios:
+                self.by_key[hios.upper()] = plan_id
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted(set(self.by_key.values()))
+
+    def lookup(self, key: str) -> int | None:
+        return self.by_key.get(key.upper()) or self.by_key.get(key.casefold())
+
+    def declare(self, record: PlanRecord) -> list[Problem]:
+        """Creates or renames the plan a file declares; returns what is wrong with it."""
+        if self.payer_id is None:
+            return [Problem("plan", "this import has no payer, so it cannot declare plans")]
+        name = (record.name or record.hios_plan_id or record.key or "").strip()
+        hios = record.hios_plan_id.strip().upper() if record.hios_plan_id else None
+        problems = []
+        if not record.key or not record.key.strip():
+            problems.append(Problem("key", "is required"))
+        if not name or len(name) > 200:
+            problems.append(Problem("name", "is required and at most 200 characters"))
+        if hios is not None and not is_hios(hios):
+            problems.append(Problem("plan_id", "a HIOS plan id is 5 digits, 2 letters, 7 digits"))
+        try:
+            plan_type = PlanType(record.plan_type or ("marketplace" if hios else "commercial"))
+        except ValueError:
+            kinds = ", ".join(member.value for member in PlanType)
+            problems.append(Problem("plan_type", f"must be one of {kinds}"))
+        if problems:
+            return problems
+        plan_id = (hios and self.lookup(hios)) or self.lookup(name)
+        if hios and plan_id is None:
+            owner = self.session.scalar(select(Plan.payer_id).where(Plan.hios_plan_id == hios))
+            if owner is not None:
+                return [Problem("plan_id", f"plan {hios} belongs to another payer")]
+        if plan_id is None:
+            plan = Plan(payer_id=self.payer_id, name=name, plan_type=plan_type, hios_plan_id=hios)
+            self.session.add(plan)
+            self.session.flush()
+            plan_id = plan.id
+            self.counts.plans_created += 1
+        else:
+            plan = self.session.get_one(Plan, plan_id)
+            if (plan.name, plan.plan_type, plan.hios_plan_id) != (
+                name,
+                plan_type,
+                hios or plan.hios_plan_id,
+            ):
+                if self.lookup(name) not in (None, plan_id):
+                    return [Problem("name", f"another of the payer's plans is named {name!r}")]
+                plan.name, plan.plan_type = name, plan_type
+                plan.hios_plan_id = hios or plan.hios_plan_id
+                self.session.flush()
+                self.counts.plans_updated += 1
+        self.by_key[record.key.strip().upper() if hios else record.key.strip()] = plan_id
+        self.by_key[record.key.strip().casefold()] = plan_id
+        self.by_key[name.casefold()] = plan_id
+        if hios:
+            self.by_key[hios] = plan_id
+        return []
+
+    def resolve(self, provider: Provider) -> list[Problem]:
+        """Checks every plan the provider's sites name; a new HIOS id becomes a plan."""
+        problems = []
+        for i, site in enumerate(provider.sites):
+            for j, ref in enumerate(site.plans):
+                if self.lookup(ref.key) is not None:
+                    continue
+                name = f"sites[{i}].plans[{j}].plan"
+                if self.payer_id is None:
+                    problems.append(Problem(name, "this import has no payer, so it lists no plans"))
+                elif is_hios(ref.key):
+                    problems.extend(
+                        Problem(name, p.message)
+                        for p in self.declare(
+                            PlanRecord(0, None, ref.key, ref.key, "marketplace", ref.key)
+                        )
+                    )
+                else:
+                    problems.append(
+                        Problem(
+                            name,
+                            f"unknown plan {ref.key!r}: not one of the payer's plans "
+                            "(see /v1/plans?payer_id=) and not declared in the file",
+                        )
+                    )
+        return problems
+
+
+class RosterImport:
+    """One import's writes: feed it records, then `finish()`; the caller commits."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        payer_id: int | None,
+        mode: Mode,
+        source: Source,
+        today: date | None = None,
+    ) -> None:
+        self.session = session
+        self.mode = mode
+        self.source = source
+        self.today = today or utcnow().date()
+        self.counts = Counts()
+        self.plans = PlanCatalogue(session, payer_id, self.counts)
+        self.pending: list[Provider] = []
+        # Cleared when a refused record means nothing will be committed: the rest of
+        # the file is still checked, but writing it would be wasted work.
+        self.writing = True
+        if mode is Mode.REPLACE and payer_id is not None:
+            connection = session.connection()
+            _seen.drop(connection, checkfirst=True)
+            _seen.create(connection)
+
+    def add(self, provider: Provider) -> list[Problem]:
+        problems = self.plans.resolve(provider)
+        if problems:
+            return problems
+        self.counts.records_imported += 1
+        if self.writing:
+            self.pending.append(provider)
+            if len(self.pending) >= BATCH_SIZE:
+                self.flush()
+        return []
+
+    def stop_writing(self) -> None:
+        self.writing = False
+        self.pending.clear()
+
+    def flush(self) -> None:
+        if self.pending and self.writing:
+            _Batch(self, _merge_duplicates(self.pending)).write()
+        self.pending.clear()
+
+    def finish(self) -> Counts:
+        self.flush()
+        if self.writing and self.mode is Mode.REPLACE and self.plans.payer_id is not None:
+            self._end_unlisted()
+        if self.mode is Mode.REPLACE and self.plans.payer_id is not None:
+            _seen.drop(self.session.connection(), checkfirst=True)
+        return self.counts
+
+    def _end_unlisted(self) -> None:
+        """Ends every participation of the payer's plans that the file did not list."""
+        plan_ids = self.plans.ids
+        if not plan_ids:
+            return
+        yesterday = self.today - timedelta(days=1)
+        rows = self.session.execute(
+            select(Participation.id, Participation.effective_from, Practice.therapist_id)
+            .join(Practice, Practice.id == Participation.practice_id)
+            .where(Participation.plan_id.in_(plan_ids))
+            .where(~exists().where(_seen.c.participation_id == Participation.id))
+            .where(
+                (Participation.effective_to.is_(None)) | (Participation.effective_to > yesterday)
+            )
+        ).all()
+        if not rows:
+            return
+        never_started = [r.id for r in rows if r.effective_from and r.effective_from > yesterday]
+        running = [r.id for r in rows if not (r.effective_from and r.effective_from > yesterday)]
+        for chunk in _chunks(never_started):
+            self.session.execute(delete(Participation).where(Participation.id.in_(chunk)))
+        now = utcnow()
+        for chunk in _chunks(running):
+            self.session.execute(
+                update(Participation)
+                .where(Participation.id.in_(chunk))
+                .values(effective_to=yesterday, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        self.counts.participations_ended += len(rows)
+        projection.refresh(self.session, {r.therapist_id for r in rows})
+
+
+class _Batch:
+    """The writes for one batch of providers."""
+
+    def __init__(self, job: RosterImport, providers: list[Provider]) -> None:
+        self.job = job
+        self.session = job.session
+        self.counts = job.counts
+        self.providers = providers
+        self.changed: set[int] = set()  # therapists whose search rows must be rebuilt
+        self.now = utcnow()
+
+    def write(self) -> None:
+        therapist_ids = self._therapists()
+        self._links(therapist_ids)
+        location_ids = self._locations()
+        practice_ids = self._practices(therapist_ids, location_ids)
+        if self.job.plans.payer_id is not None:
+            self._participations(practice_ids)
+        if self.changed:
+            projection.refresh(self.session, self.changed)
+
+    # Therapists ---------------------------------------------------------------------
+
+    def _therapists(self) -> dict[str, int]:
+        table = _table(Therapist)
+        by_npi = {p.npi: p for p in self.providers}
+        existing = {
+            row.npi: row
+            for chunk in _chunks(list(by_npi))
+            for row in self.session.execute(
+                select(table.c.id, table.c.npi, *(table.c[f] for f in _THERAPIST_FIELDS)).where(
+                    table.c.npi.in_(chunk)
+                )
+            )
+        }
+        new_rows, changed_rows = [], []
+        for npi, provider in by_npi.items():
+            values = self._therapist_values(provider, existing.get(npi))
+            if npi not in existing:
+                new_rows.append(
+                    values | {"npi": npi, "source": self.job.source, "created_at": self.now}
+                )
+            elif values:
+                changed_rows.append(values | {"_id": existing[npi].id})
+        ids = {npi: row.id for npi, row in existing.items()}
+        if new_rows:
+            insert_many(self.session.connection(), table, new_rows)
+            for chunk in _chunks([row["npi"] for row in new_rows]):
+                for therapist_id, npi in self.session.execute(
+                    select(table.c.id, table.c.npi).where(table.c.npi.in_(chunk))
+                ):
+                    ids[npi] = therapist_id
+                    self.changed.add(therapist_id)
+            self.counts.therapists_created += len(new_rows)
+        if changed_rows:
+            _update_many(self.session, table, changed_rows)
+            self.changed.update(row["_id"] for row in changed_rows)
+        self._updated_therapists = {row["_id"] for row in changed_rows}
+        return ids
+
+    def _therapist_values(self, provider: Provider, current: Any) -> dict[str, Any]:
+        """All fields for a new therapist; only the changed ones for an existing one."""
+        wanted: dict[str, Any] = {
+            "first_name": provider.first_name,
+            "last_name": provider.last_name,
+            "first_name_key": name_key(provider.first_name),
+            "last_name_key": name_key(provider.last_name),
+        }
+        # What the file leaves empty is kept: another source may know it.
+        for name in ("middle_name", "name_suffix", "gender"):
+            value = getattr(provider, name)
+            if value is not None or current is None:
+                wanted[name] = value
+        if provider.credentials or current is None:
+            wanted["credentials"] = provider.credentials
+        if current is None:
+            return wanted | {"updated_at": self.now}
+        changed = {
+            name: value
+            for name, value in wanted.items()
+            if name.endswith("_key") or getattr(current, name) != value
+        }
+        if set(changed) <= {"first_name_key", "last_name_key"}:
+            return {}
+        return changed | {"updated_at": self.now}
+
+    def _links(self, ids: dict[str, int]) -> None:
+        """Adds the specialties and vocabulary codes the file gives; never removes any."""
+        therapist_ids = list(ids.values())
+        touched: set[int] = set()
+        specialties = _table(TherapistSpecialty)
+        held: dict[int, dict[str, bool]] = {}
+        for chunk in _chunks(therapist_ids):
+            for therapist_id, code, primary in self.session.execute(
+                select(
+                    specialties.c.therapist_id,
+                    specialties.c.specialty_code,
+                    specialties.c.is_primary,
+                ).where(specialties.c.therapist_id.in_(chunk))
+            ):
+                held.setdefault(therapist_id, {})[code] = primary
+        new_specialties = []
+        for provider in self.providers:
+            therapist_id = ids[provider.npi]
+            current = held.setdefault(therapist_id, {})
+            has_primary = any(current.values())
+            for code in provider.specialties:
+                if code not in current:
+                    current[code] = not has_primary
+                    has_primary = True
+                    new_specialties.append(
+                        {
+                            "therapist_id": therapist_id,
+                            "specialty_code": code,
+                            "is_primary": current[code],
+                        }
+                    )
+                    touched.add(therapist_id)
+        if new_specialties:
+            insert_many(self.session.connection(), specialties, new_specialties)
+        for attribute, table, column in _LINKS:
+            have: set[tuple[int, str]] = set()
+            for chunk in _chunks(therapist_ids):
+                have.update(
+                    (therapist_id, code)
+                    for therapist_id, code in self.session.execute(
+                        select(table.c.therapist_id, table.c[column]).where(
+                            table.c.therapist_id.in_(chunk)
+                        )
+                    )
+                )
+            rows = []
+            for provider in self.providers:
+                therapist_id = ids[provider.npi]
+                for code in getattr(provider, attribute):
+                    if (therapist_id, code) not in have:
+                        have.add((therapist_id, code))
+                        rows.append({"therapist_id": therapist_id, column: code})
+                        touched.add(therapist_id)
+            if rows:
+                insert_many(self.session.connection(), table, rows)
+        created = self.changed - self._updated_therapists
+        updated = self._updated_therapists | (touched - created)
+        self.counts.therapists_updated += len(updated)
+        self.counts.therapists_unchanged += len(ids) - len(created) - len(updated)
+        self.changed |= touched
+
+    # Locations ----------------------------------------------------------------------
+
+    def _locations(self) -> dict[str, int]:
+        table = _table(Location)
+        sites: dict[str, Site] = {}
+        for provider in self.providers:
+            for site in provider.sites:
+                sites[site.address_key] = site  # the latest details win
+        existing = {
+            row.address_key: row
+            for chunk in _chunks(list(sites))
+            for row in self.session.execute(
+                select(
+                    table.c.id,
+                    table.c.address_key,
+                    table.c.latitude,
+                    table.c.longitude,
+                    table.c.geocode_precision,
+                    *(table.c[name] for name in _LOCATION_DETAILS),
+                ).where(table.c.address_key.in_(chunk))
+            )
+        }
+        new_rows, changed_rows = [], []
+        for key, site in sites.items():
+            current = existing.get(key)
+            if current is None:
+                new_rows.append(
+                    _location_row(site) | {"created_at": self.now, "updated_at": self.now}
+                )
+                continue
+            changes = {
+                name: getattr(site, name)
+                for name in _LOCATION_DETAILS
+                if getattr(site, name) is not None and getattr(current, name) != getattr(site, name)
+            }
+            if site.geocode_precision == "provided" and (
+                (current.latitude, current.longitude, current.geocode_precision)
+                != (site.latitude, site.longitude, "provided")
+            ):
+                changes |= {
+                    "latitude": site.latitude,
+                    "longitude": site.longitude,
+                    "geocode_precision": site.geocode_precision,
+                }
+            if changes:
+                changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
+        ids = {key: row.id for key, row in existing.items()}
+        if new_rows:
+            insert_many(self.session.connection(), table, new_rows)
+            for chunk in _chunks([row["address_key"] for row in new_rows]):
+                ids.update(
+                    (key, location_id)
+                    for location_id, key in self.session.execute(
+                        select(table.c.id, table.c.address_key).where(
+                            table.c.address_key.in_(chunk)
+                        )
+                    )
+                )
+            self.counts.locations_created += len(new_rows)
+        _update_many(self.session, table, changed_rows)
+        if changed_rows:
+            moved = [row["_id"] for row in changed_rows]
+            for chunk in _chunks(moved):
+                self.changed.update(
+                    self.session.scalars(
+                        select(Practice.therapist_id).where(Practice.location_id.in_(chunk))
+                    )
+                )
+        self.counts.locations_updated += len(changed_rows)
+        self.counts.locations_unchanged += len(existing) - len(changed_rows)
+        return ids
+
+    # Practices ----------------------------------------------------------------------
+
+    def _practices(
+        self, therapist_ids: dict[str, int], location_ids: dict[str, int]
+    ) -> dict[tuple[int, int], int]:
+        table = _table(Practice)
+        existing = {
+            (row.therapist_id, row.location_id): row
+            for chunk in _chunks(list(set(therapist_ids.values())))
+            for row in self.session.execute(
+                select(
+                    table.c.id,
+                    table.c.therapist_id,
+                    table.c.location_id,
+                    table.c.accepting_new_patients,
+                    table.c.telehealth,
+                ).where(table.c.therapist_id.in_(chunk))
+            )
+        }
+        wanted: dict[tuple[int, int], Site] = {}
+        for provider in self.providers:
+            for site in provider.sites:
+                wanted[(therapist_ids[provider.npi], location_ids[site.address_key])] = site
+        new_rows, changed_rows = [], []
+        for pair, site in wanted.items():
+            current = existing.get(pair)
+            if current is None:
+                new_rows.append(
+                    {
+                        "therapist_id": pair[0],
+                        "location_id": pair[1],
+                        # Unknown means not accepting: a directory must not promise a slot.
+                        "accepting_new_patients": bool(site.accepting_new_patients),
+                        "telehealth": bool(site.telehealth),
+                        "home_visits": False,
+                        "created_at": self.now,
+                        "updated_at": self.now,
+                    }
+                )
+                continue
+            changes = {
+                name: getattr(site, name)
+                for name in ("accepting_new_patients", "telehealth")
+                if getattr(site, name) is not None and getattr(current, name) != getattr(site, name)
+            }
+            if changes:
+                changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
+                self.changed.add(pair[0])
+        ids = {pair: row.id for pair, row in existing.items()}
+        if new_rows:
+            insert_many(self.session.connection(), table, new_rows)
+            added = {(row["therapist_id"], row["location_id"]) for row in new_rows}
+            for chunk in _chunks(sorted({pair[0] for pair in added})):
+                for practice_id, therapist_id, location_id in self.session.execute(
+                    select(table.c.id, table.c.therapist_id, table.c.location_id).where(
+                        table.c.therapist_id.in_(chunk)
+                    )
+                ):
+                    if (therapist_id, location_id) in added:
+                        ids[(therapist_id, location_id)] = practice_id
+                        self.changed.add(therapist_id)
+            self.counts.practices_created += len(new_rows)
+        _update_many(self.session, table, changed_rows)
+        self.counts.practices_updated += len(changed_rows)
+        self._sites = {
+            ids[(therapist_ids[p.npi], location_ids[s.address_key])]: (therapist_ids[p.npi], s)
+            for p in self.providers
+            for s in p.sites
+        }
+        return ids
+
+    # Participations -----------------------------------------------------------------
+
+    def _participations(self, _practice_ids: dict[tuple[int, int], int]) -> None:
+        table = _table(Participation)
+        plans = self.job.plans
+        plan_ids = plans.ids
+        existing = {
+            (row.practice_id, row.plan_id): row
+            for chunk in _chunks(list(self._sites))
+            for row in self.session.execute(
+                select(
+                    table.c.id,
+                    table.c.practice_id,
+                    table.c.plan_id,
+                    table.c.network_tier,
+                    table.c.effective_from,
+                    table.c.effective_to,
+                    table.c.verified_at,
+                )
+                .where(table.c.practice_id.in_(chunk))
+                .where(table.c.plan_id.in_(plan_ids))
+            )
+        }
+        new_rows, changed_rows, seen = [], [], []
+        added: set[tuple[int, int]] = set()  # a plan listed twice for one practice counts once
+        for practice_id, (therapist_id, site) in self._sites.items():
+            for ref in site.plans:
+                plan_id = plans.lookup(ref.key)
+                assert plan_id is not None  # resolved when the record was added
+                terms = {
+                    "network_tier": ref.network_tier,
+                    "effective_from": ref.effective_from,
+                    "effective_to": ref.effective_to,
+                    "verified_at": ref.verified_at,
+                }
+                current = existing.get((practice_id, plan_id))
+                if (practice_id, plan_id) in added:
+                    continue
+                if current is None:
+                    added.add((practice_id, plan_id))
+                    new_rows.append(
+                        terms
+                        | {
+                            "practice_id": practice_id,
+                            "plan_id": plan_id,
+                            "created_at": self.now,
+                            "updated_at": self.now,
+                        }
+                    )
+                    self.changed.add(therapist_id)
+                    continue
+                added.add((practice_id, plan_id))
+                seen.append({"participation_id": current.id})
+                changes = {
+                    name: value
+                    for name, value in terms.items()
+                    if _differs(getattr(current, name), value)
+                }
+                if changes:
+                    changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
+                    self.changed.add(therapist_id)
+                else:
+                    self.counts.participations_unchanged += 1
+        if new_rows:
+            insert_many(self.session.connection(), table, new_rows)
+            if self.job.mode is Mode.REPLACE:
+                added_ids = select(table.c.id).where(table.c.created_at == self.now)
+                for chunk in _chunks(sorted({row["practice_id"] for row in new_rows})):
+                    seen.extend(
+                        {"participation_id": row_id}
+                        for row_id in self.session.scalars(
+                            added_ids.where(table.c.practice_id.in_(chunk)).where(
+                                table.c.plan_id.in_(plan_ids)
+                            )
+                        )
+                    )
+            self.counts.participations_created += len(new_rows)
+        _update_many(self.session, table, changed_rows)
+        self.counts.participations_updated += len(changed_rows)
+        if seen and self.job.mode is Mode.REPLACE:
+            insert_many(self.session.connection(), _seen, seen)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def _differs(current: Any, wanted: Any) -> bool:
+    if isinstance(current, datetime) and isinstance(wanted, datetime):
+        return _as_utc(current) != _as_utc(wanted)
+    return bool(current != wanted)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _location_row(site: Site) -> dict[str, Any]:
+    return {
+        "address_key": site.address_key,
+        "name": site.name,
+        "address_line1": site.address_line1,
+        "address_line2": site.address_line2,
+        "city": site.city,
+        "state": site.state,
+        "zip": site.zip,
+        "latitude": site.latitude,
+        "longitude": site.longitude,
+        "geocode_precision": site.geocode_precision,
+        "phone": site.phone,
+        "fax": site.fax,
+        "facility_type": site.facility_type,
+        "accessibility": [],
+    }
+
+
+def _merge_duplicates(providers: list[Provider]) -> list[Provider]:
+    """One provider per NPI in a batch: later records add sites and win on fields."""
+    merged: dict[str, Provider] = {}
+    for provider in providers:
+        first = merged.get(provider.npi)
+        if first is None:
+            merged[provider.npi] = provider
+            continue
+        sites = {site.address_key: site for site in first.sites}
+        for site in provider.sites:
+            kept = sites.get(site.address_key)
+            if kept is None:
+                sites[site.address_key] = site
+            else:
+                known = {ref.key for ref in site.plans}
+                site.plans.extend(ref for ref in kept.plans if ref.key not in known)
+                sites[site.address_key] = site
+        provider.sites = list(sites.values())
+        for name in ("specialties", "languages", "certifications", "conditions", "services"):
+            setattr(
+                provider,
+                name,
+                list(dict.fromkeys([*getattr(first, name), *getattr(provider, name)])),
+            )
+        merged[provider.npi] = provider
+    return list(merged.values())
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def _update_many(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """UPDATEs rows by `_id`; rows naming the same columns share one executemany."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for names, group in groups.items():
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in names if name != "_id"}),
+            group,
+        )

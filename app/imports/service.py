@@ -1,0 +1,233 @@
+"""Runs one import: parse, check and write a roster in a single transaction.
+
+All or nothing: by default one refused record rejects the whole file and
+nothing is written; `on_error=skip` writes the valid records and reports the
+rest. A dry run does everything, counts included, and then rolls back. The
+transaction is the safety net for the rest: a process killed half-way leaves
+the previous roster exactly as it was, because nothing was committed.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from app.imports import locking
+from app.imports.formats import Format, parse
+from app.imports.models import IssueLevel
+from app.imports.records import ImportFileError, PlanRecord, Problem, ProviderRecord, Skipped
+from app.imports.roster import Counts, Mode, RosterImport
+from app.imports.validate import check_provider
+from app.reference.vocabulary import vocabulary
+from app.therapists.models import Source
+
+# Problems kept for the report; beyond this only the counts grow.
+MAX_STORED_ISSUES = 10_000
+_PROGRESS_EVERY = 1000  # records
+
+
+class OnError(StrEnum):
+    REJECT = "reject"  # one refused record rejects the import; nothing is written
+    SKIP = "skip"  # refused records are reported; the rest is written
+
+
+@dataclass(slots=True)
+class Issue:
+    level: IssueLevel
+    line: int | None
+    record_index: int | None
+    field: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    succeeded: bool
+    message: str
+    counts: Counts
+    skipped: dict[str, int]
+    issues: list[Issue]
+    error_count: int
+    warning_count: int
+    records_done: int
+    committed: bool
+
+
+@dataclass(slots=True)
+class ImportRequest:
+    format: Format
+    mode: Mode
+    payer_id: int | None
+    upload: Path
+    plans_upload: Path | None = None
+    dry_run: bool = False
+    on_error: OnError = OnError.REJECT
+
+
+Progress = Callable[[int, int], None]  # records done, bytes of the main file read
+
+
+@dataclass(slots=True)
+class _Report:
+    issues: list[Issue] = field(default_factory=list)
+    errors: int = 0
+    warnings: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def note(
+        self,
+        level: IssueLevel,
+        problems: Iterable[Problem],
+        where: tuple[int | None, int | None],
+        prefix: str = "",
+    ) -> None:
+        line, index = where
+        for problem in problems:
+            if level is IssueLevel.ERROR:
+                self.errors += 1
+            else:
+                self.warnings += 1
+            if len(self.issues) < MAX_STORED_ISSUES:
+                name = f"{prefix}{problem.field}" if problem.field else prefix.rstrip(".") or None
+                self.issues.append(Issue(level, line, index, name, problem.message))
+
+
+def run_import(
+    engine: Engine, request: ImportRequest, *, import_dir: Path, progress: Progress | None = None
+) -> Outcome:
+    """Reads the upload(s) and writes the roster; commits only a clean (or skip-mode) import."""
+    source = Source.NPPES if request.format is Format.NPPES else Source.IMPORT
+    with Session(engine) as session, locking.payer_turn(session, request.payer_id, import_dir):
+        roster = RosterImport(session, payer_id=request.payer_id, mode=request.mode, source=source)
+        report = _Report()
+        try:
+            done = _read(session, roster, report, request, progress)
+        except ImportFileError as error:
+            session.rollback()
+            where = f" (line {error.line})" if error.line is not None else ""
+            message = f"the file cannot be read{where}: {error.message}"
+            return _outcome(False, message, roster.counts, report, committed=False)
+        except BaseException:
+            session.rollback()
+            raise
+        counts = roster.counts
+        if report.errors and request.on_error is OnError.REJECT:
+            session.rollback()
+            message = (
+                f"{counts.records_invalid} record(s) refused; nothing was written "
+                "(fix them, or send on_error=skip to import the valid records)"
+            )
+            return _outcome(False, message, counts, report, committed=False, done=done)
+        if request.dry_run:
+            session.rollback()
+            message = "dry run: every record was checked and counted; nothing was written"
+            return _outcome(True, message, counts, report, committed=False, done=done)
+        session.commit()
+    refused = f"; {counts.records_invalid} refused" if counts.records_invalid else ""
+    message = f"{counts.records_imported} record(s) imported{refused}"
+    return _outcome(True, message, counts, report, committed=True, done=done)
+
+
+def _read(
+    session: Session,
+    roster: RosterImport,
+    report: _Report,
+    request: ImportRequest,
+    progress: Progress | None,
+) -> int:
+    done = 0
+    if request.plans_upload is not None:
+        with request.plans_upload.open("rb") as stream:
+            records = parse(Format.QHP_PLANS, stream)
+            done = _feed(session, roster, report, records, request, done, None, None)
+    with request.upload.open("rb") as stream:
+        records = parse(request.format, stream)
+        done = _feed(session, roster, report, records, request, done, stream, progress)
+    roster.finish()
+    roster.counts.warnings = report.warnings
+    return done
+
+
+def _feed(
+    session: Session,
+    roster: RosterImport,
+    report: _Report,
+    records: Iterable[ProviderRecord | PlanRecord | Skipped],
+    request: ImportRequest,
+    done: int,
+    stream: BinaryIO | None,
+    progress: Progress | None,
+) -> int:
+    vocab = vocabulary(session)
+    counts = roster.counts
+    for record in records:
+        done += 1
+        where = (record.line, record.index)
+        if isinstance(record, Skipped):
+            counts.records_skipped += 1
+            report.skipped[record.reason.split(" (")[0]] += 1
+        elif isinstance(record, PlanRecord):
+            problems = record.problems or roster.plans.declare(record)
+            if problems:
+                counts.records_invalid += 1
+                report.note(IssueLevel.ERROR, problems, where, prefix="plan.")
+                _refused(roster, request)
+        else:
+            checked = check_provider(record, vocab)
+            report.note(IssueLevel.WARNING, checked.warnings, where)
+            problems = checked.problems
+            if checked.provider is not None:
+                problems = roster.add(checked.provider)
+            if problems:
+                counts.records_invalid += 1
+                report.note(IssueLevel.ERROR, problems, where)
+                _refused(roster, request)
+        if progress is not None and done % _PROGRESS_EVERY == 0:
+            progress(done, _position(stream))
+    if progress is not None:
+        progress(done, _position(stream))
+    return done
+
+
+def _refused(roster: RosterImport, request: ImportRequest) -> None:
+    if request.on_error is OnError.REJECT and roster.writing:
+        roster.stop_writing()
+
+
+def _position(stream: BinaryIO | None) -> int:
+    if stream is None:
+        return 0
+    try:
+        return os.lseek(stream.fileno(), 0, os.SEEK_CUR)
+    except OSError:
+        return 0
+
+
+def _outcome(
+    succeeded: bool,
+    message: str,
+    counts: Counts,
+    report: _Report,
+    *,
+    committed: bool,
+    done: int | None = None,
+) -> Outcome:
+    return Outcome(
+        succeeded=succeeded,
+        message=message,
+        counts=counts,
+        skipped=dict(report.skipped),
+        issues=report.issues,
+        error_count=report.errors,
+        warning_count=report.warnings,
+        records_done=done
+        if done is not None
+        else counts.records_imported + counts.records_skipped + counts.records_invalid,
+        committed=committed,
+    )

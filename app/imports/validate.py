@@ -1,0 +1,324 @@
+"""Checks every provider record against the rules that hold whatever the format.
+
+The result is a `Provider` with normalised values (an NPI that passes its check
+digit, a USPS state code, a ZIP or ZIP+4, coordinates in range or a ZIP
+centroid) or the list of problems that refuse the record. Phone and fax
+numbers that cannot be read are dropped with a warning: a directory entry
+without a fax is still useful, one with a wrong fax is not.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from app.fields import (
+    has_control_characters,
+    normalise_npi,
+    normalise_phone,
+    normalise_state,
+    normalise_zip,
+)
+from app.geocoding import zip_centroid
+from app.imports.records import PlanRef, Problem, ProviderRecord, SiteRecord
+from app.locations.address import address_key
+from app.locations.models import FacilityType, GeocodePrecision
+from app.reference.vocabulary import Vocabulary
+from app.therapists.models import Gender
+
+HIOS_SHAPE = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
+_PT_CODE = re.compile(r"^(2251[0-9A-Z]{5}X|225200000X)$")
+_FACILITY_TYPES = {member.value for member in FacilityType}
+_GENDERS = {member.value for member in Gender}
+
+
+@dataclass(slots=True)
+class Site:
+    address_key: str
+    address_line1: str
+    address_line2: str | None
+    city: str
+    state: str
+    zip: str
+    latitude: float
+    longitude: float
+    geocode_precision: GeocodePrecision
+    name: str | None
+    phone: str | None
+    fax: str | None
+    facility_type: str | None
+    accepting_new_patients: bool | None
+    telehealth: bool | None
+    plans: list[PlanRef]
+
+
+@dataclass(slots=True)
+class Provider:
+    npi: str
+    first_name: str
+    middle_name: str | None
+    last_name: str
+    name_suffix: str | None
+    credentials: list[str]
+    gender: str | None
+    specialties: list[str]  # NUCC codes, primary first
+    languages: list[str]
+    certifications: list[str]
+    conditions: list[str]
+    services: list[str]
+    sites: list[Site]
+
+
+@dataclass(slots=True)
+class Checked:
+    provider: Provider | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def is_hios(key: str) -> bool:
+    return bool(HIOS_SHAPE.match(key))
+
+
+class _Checker:
+    def __init__(self, record: ProviderRecord) -> None:
+        self.problems = list(record.problems)
+        self.warnings = list(record.warnings)
+
+    def fail(self, name: str, message: str) -> None:
+        self.problems.append(Problem(name, message))
+
+    def text(self, name: str, value: str | None, *, required: bool, limit: int) -> str | None:
+        value = value.strip() if value else None
+        if not value:
+            if required:
+                self.fail(name, "is required")
+            return None
+        if len(value) > limit:
+            self.fail(name, f"is longer than {limit} characters")
+            return None
+        if has_control_characters(value):
+            self.fail(name, "must not contain control characters")
+            return None
+        return value
+
+    def normalised(self, name: str, value: str | None, check: object) -> str | None:
+        if value is None or not value.strip():
+            self.fail(name, "is required")
+            return None
+        try:
+            return check(value)  # type: ignore[operator,no-any-return]
+        except ValueError as error:
+            self.fail(name, str(error))
+            return None
+
+    def phone(self, name: str, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        try:
+            return normalise_phone(value)
+        except ValueError as error:
+            self.warnings.append(Problem(name, f"{error}; left out"))
+            return None
+
+    def codes(
+        self, name: str, values: list[str], known: dict[str, str] | set[str], *, upper: bool
+    ) -> list[str]:
+        found: list[str] = []
+        for index, raw in enumerate(values):
+            value = raw.strip().upper() if upper else raw.strip().lower()
+            if value not in known:
+                self.fail(f"{name}[{index}]", f"unknown {name.rstrip('s')} {raw!r}; see /v1/{name}")
+            elif value not in found:
+                found.append(value)
+        return found
+
+
+def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
+    """The record with normalised values, or the problems that refuse it."""
+    check = _Checker(record)
+    npi = check.normalised("npi", record.npi, normalise_npi)
+    first_name = check.text("first_name", record.first_name, required=True, limit=100)
+    last_name = check.text("last_name", record.last_name, required=True, limit=100)
+    middle_name = check.text("middle_name", record.middle_name, required=False, limit=100)
+    name_suffix = check.text("name_suffix", record.name_suffix, required=False, limit=20)
+    credentials = [
+        text
+        for index, raw in enumerate(record.credentials[:10])
+        if (text := check.text(f"credentials[{index}]", raw, required=False, limit=20))
+    ]
+    gender = record.gender.strip().lower() if record.gender else None
+    if gender is not None and gender not in _GENDERS:
+        check.fail("gender", "must be female, male or other")
+    specialties = _specialties(check, record.specialties, vocabulary)
+    languages = check.codes("languages", record.languages, vocabulary.languages, upper=False)
+    certifications = check.codes(
+        "certifications", record.certifications, vocabulary.certifications, upper=True
+    )
+    conditions = check.codes("conditions", record.conditions, vocabulary.conditions, upper=False)
+    services = check.codes("services", record.services, vocabulary.services, upper=False)
+    if not record.sites:
+        check.fail("sites", "the record gives no practice address")
+    sites = [_site(check, f"sites[{i}]", site) for i, site in enumerate(record.sites)]
+    keys: dict[str, int] = {}
+    for index, site in enumerate(sites):
+        if site is None:
+            continue
+        if site.address_key in keys:
+            _merge_site(sites[keys[site.address_key]], site)  # type: ignore[arg-type]
+            sites[index] = None
+        else:
+            keys[site.address_key] = index
+    if check.problems or not (npi and first_name and last_name):
+        return Checked(None, check.problems, check.warnings)
+    provider = Provider(
+        npi=npi,
+        first_name=first_name,
+        middle_name=middle_name,
+        last_name=last_name,
+        name_suffix=name_suffix,
+        credentials=list(dict.fromkeys(credentials)),
+        gender=gender,
+        specialties=specialties,
+        languages=languages,
+        certifications=certifications,
+        conditions=conditions,
+        services=services,
+        sites=[site for site in sites if site is not None],
+    )
+    return Checked(provider, [], check.warnings)
+
+
+def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> list[str]:
+    codes: list[str] = []
+    for index, raw in enumerate(values):
+        token = raw.strip()
+        code = vocabulary.specialty_codes.get(token.upper()) or vocabulary.specialty_codes.get(
+            token.lower()
+        )
+        if code is None:
+            hint = (
+                "not a physical therapy taxonomy code (2251*, 225200000X)"
+                if re.match(r"^[0-9A-Z]{9}X$", token.upper()) and not _PT_CODE.match(token.upper())
+                else "unknown specialty; see /v1/specialties"
+            )
+            check.fail(f"specialties[{index}]", f"{raw!r}: {hint}")
+        elif code not in codes:
+            codes.append(code)
+    if not values:
+        check.fail("specialties", "at least one physical therapy specialty is required")
+    return codes
+
+
+def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
+    before = len(check.problems)
+    line1 = check.text(f"{name}.address_line1", record.address_line1, required=True, limit=200)
+    line2 = check.text(f"{name}.address_line2", record.address_line2, required=False, limit=200)
+    city = check.text(f"{name}.city", record.city, required=True, limit=100)
+    state = check.normalised(f"{name}.state", record.state, normalise_state)
+    zip_code = check.normalised(f"{name}.zip", record.zip, normalise_zip)
+    site_name = check.text(f"{name}.name", record.name, required=False, limit=200)
+    facility_type = record.facility_type.strip().lower() if record.facility_type else None
+    if facility_type is not None and facility_type not in _FACILITY_TYPES:
+        check.fail(f"{name}.facility_type", f"must be one of {', '.join(sorted(_FACILITY_TYPES))}")
+    position = _position(check, name, record, zip_code)
+    plans = [_plan_ref(check, f"{name}.plans[{i}]", ref) for i, ref in enumerate(record.plans)]
+    listed: set[str] = set()
+    for index, ref in enumerate(plans):
+        if ref is not None and ref.key in listed:
+            check.warnings.append(
+                Problem(f"{name}.plans[{index}]", "plan listed twice; first kept")
+            )
+            plans[index] = None
+        elif ref is not None:
+            listed.add(ref.key)
+    if len(check.problems) > before or position is None:
+        return None
+    if not (line1 and city and state and zip_code):
+        return None  # each missing one was reported above
+    latitude, longitude, precision = position
+    return Site(
+        address_key=address_key(
+            line1=line1, line2=line2, city=city, state=state, zip_code=zip_code
+        ),
+        address_line1=line1,
+        address_line2=line2,
+        city=city,
+        state=state,
+        zip=zip_code,
+        latitude=latitude,
+        longitude=longitude,
+        geocode_precision=precision,
+        name=site_name,
+        phone=check.phone(f"{name}.phone", record.phone),
+        fax=check.phone(f"{name}.fax", record.fax),
+        facility_type=facility_type,
+        accepting_new_patients=record.accepting_new_patients,
+        telehealth=record.telehealth,
+        plans=[ref for ref in plans if ref is not None],
+    )
+
+
+def _position(
+    check: _Checker, name: str, record: SiteRecord, zip_code: str | None
+) -> tuple[float, float, GeocodePrecision] | None:
+    latitude, longitude = record.latitude, record.longitude
+    if (latitude is None) != (longitude is None):
+        missing = "longitude" if longitude is None else "latitude"
+        check.fail(f"{name}.{missing}", "is required when the other coordinate is given")
+        return None
+    if latitude is not None and longitude is not None:
+        if not -90 <= latitude <= 90:
+            check.fail(f"{name}.latitude", "must be between -90 and 90")
+            return None
+        if not -180 <= longitude <= 180:
+            check.fail(f"{name}.longitude", "must be between -180 and 180")
+            return None
+        return latitude, longitude, GeocodePrecision.PROVIDED
+    if zip_code is None:
+        return None
+    place = zip_centroid(zip_code)
+    if place is None:
+        check.fail(f"{name}.zip", "unknown ZIP code; give latitude and longitude for this address")
+        return None
+    return place.latitude, place.longitude, GeocodePrecision.ZIP_CENTROID
+
+
+def _plan_ref(check: _Checker, name: str, ref: PlanRef) -> PlanRef | None:
+    key = ref.key.strip() if ref.key else ""
+    if not key:
+        check.fail(f"{name}.plan", "is required")
+        return None
+    if len(key) > 200:
+        check.fail(f"{name}.plan", "is longer than 200 characters")
+        return None
+    tier = ref.network_tier.strip() if ref.network_tier else None
+    if tier and len(tier) > 60:
+        check.fail(f"{name}.network_tier", "is longer than 60 characters")
+        return None
+    start, end = ref.effective_from, ref.effective_to
+    if start is not None and end is not None and end < start:
+        check.fail(f"{name}.effective_to", "is before effective_from")
+        return None
+    if ref.verified_at is not None and not isinstance(ref.verified_at, datetime):
+        check.fail(f"{name}.verified_at", "must be a date and time")
+        return None
+    for label, day in (("effective_from", start), ("effective_to", end)):
+        if day is not None and not isinstance(day, date):
+            check.fail(f"{name}.{label}", "must be a date")
+            return None
+    return PlanRef(
+        key=key.upper() if is_hios(key.upper()) else key,
+        network_tier=tier or None,
+        effective_from=start,
+        effective_to=end,
+        verified_at=ref.verified_at,
+    )
+
+
+def _merge_site(kept: Site, duplicate: Site) -> None:
+    """Two entries for one address (e.g. "Suite 200" and "Ste 200") become one site."""
+    seen = {ref.key for ref in kept.plans}
+    kept.plans.extend(ref for ref in duplicate.plans if ref.key not in seen)
+    for name in ("name", "phone", "fax", "facility_type", "accepting_new_patients", "telehealth"):
+        if getattr(kept, name) is None:
+            setattr(kept, name, getattr(duplicate, name))
