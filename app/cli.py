@@ -122,6 +122,37 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.imports.console import import_file
+    from app.imports.formats import Format
+    from app.imports.roster import Mode
+    from app.imports.service import OnError
+
+    engine = _engine()
+    prepare_database(engine)
+    return import_file(
+        engine,
+        path=Path(args.file),
+        format=Format(args.format),
+        payer_id=args.payer,
+        plans=Path(args.plans) if args.plans else None,
+        mode=Mode(args.mode),
+        dry_run=args.dry_run,
+        on_error=OnError(args.on_error),
+        import_dir=get_settings().import_dir,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.imports.console import run_worker
+
+    engine = _engine()
+    prepare_database(engine)
+    return run_worker(engine, get_settings().import_dir, once=args.once)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptdir",
@@ -168,6 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(handler=cmd_keys_revoke)
+
+    importing = commands.add_parser(
+        "import", help="import a roster file in this process (progress bar, summary)"
+    )
+    importing.add_argument("file")
+    importing.add_argument(
+        "--format", required=True, choices=["qhp", "qhp_plans", "fhir", "nppes", "csv"]
+    )
+    importing.add_argument("--payer", type=int, help="the payer whose network the file lists")
+    importing.add_argument("--plans", help="QHP plans.json to read with providers.json")
+    importing.add_argument("--mode", choices=["replace", "merge"], default="replace")
+    importing.add_argument(
+        "--dry-run", action="store_true", help="check and count everything, write nothing"
+    )
+    importing.add_argument(
+        "--on-error",
+        choices=["reject", "skip"],
+        default="reject",
+        help="reject: one bad record rejects the file; skip: import the valid records",
+    )
+    importing.set_defaults(handler=cmd_import)
+
+    worker = commands.add_parser("worker", help="run queued import jobs (SIGTERM stops it)")
+    worker.add_argument("--once", action="store_true", help="run what is queued, then exit")
+    worker.set_defaults(handler=cmd_worker)
     return parser
 
 

@@ -8,10 +8,17 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "ptdir"
+
+
 def default_database_url() -> str:
     """An SQLite file in the user's data directory (XDG), so no server is needed."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite:///{base / 'ptdir' / 'ptdir.sqlite3'}"
+    return f"sqlite:///{_data_home() / 'ptdir.sqlite3'}"
+
+
+def default_import_dir() -> Path:
+    return _data_home() / "imports"
 
 
 class Settings(BaseSettings):
@@ -24,6 +31,13 @@ class Settings(BaseSettings):
     # Largest JSON body accepted on the record endpoints (imports have their own limit).
     max_body_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
     log_level: str = "info"
+    # Uploaded rosters wait here until a worker has read them. Workers on several
+    # machines need it on shared storage.
+    import_dir: Path = Field(default_factory=default_import_dir)
+    # Largest roster upload; checked while the body streams to disk, never held in memory.
+    max_import_bytes: int = Field(default=4_000_000_000, ge=1_000, le=100_000_000_000)
+    # Import worker threads inside each API process; 0 leaves the queue to `ptdir worker`.
+    import_workers: int = Field(default=1, ge=0, le=8)
 
     @field_validator("database_url")
     @classmethod

@@ -106,6 +106,12 @@ class PayloadTooLarge(ProblemError):
     status, title, slug = 413, "Content Too Large", "payload-too-large"
 
 
+class InvalidFile(ProblemError):
+    """An uploaded file that cannot be read as the declared format (empty, encoding, shape)."""
+
+    status, title, slug = 422, "Unreadable File", "invalid-file"
+
+
 class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 

@@ -1,6 +1,7 @@
 """The ASGI application: `uvicorn --factory app.main:create_app`."""
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,8 @@ from app.config import Settings, get_settings
 from app.db import engine_from_settings, make_sessionmaker
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
+from app.imports.jobs import Worker
+from app.imports.router import router as imports_router
 from app.networks.router import router as networks_router
 from app.reference.router import router as reference_router
 from app.search.router import router as search_router
@@ -43,9 +46,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # out of the garbage collector's sight, so its passes stay short under load.
         gc.collect()
         gc.freeze()
+        workers = [Worker(engine, settings.import_dir) for _ in range(settings.import_workers)]
+        for worker in workers:
+            worker.start()
+        app.state.import_worker = workers[0] if workers else None
         try:
             yield
         finally:
+            for worker in workers:
+                worker.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -56,13 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        streamed=re.compile(r"^/v1/(payers/[^/]+/)?imports/?$"),
+    )
     for router in (
         health_router,
         search_router,
         reference_router,
         networks_router,
         therapists_router,
+        imports_router,
     ):
         app.include_router(router)
     return app

@@ -106,8 +106,14 @@ def _clean(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="session")
-def _app_client(backend: Backend) -> Iterator[TestClient]:
-    application = create_app(Settings(database_url=backend.url))
+def import_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the test app spools uploads (never the user's data directory)."""
+    return tmp_path_factory.mktemp("imports")
+
+
+@pytest.fixture(scope="session")
+def _app_client(backend: Backend, import_dir: Path) -> Iterator[TestClient]:
+    application = create_app(Settings(database_url=backend.url, import_dir=import_dir))
     with TestClient(application, raise_server_exceptions=False) as test_client:
         yield test_client
 

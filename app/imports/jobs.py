@@ -1,0 +1,298 @@
+"""The import queue: jobs are rows, claimed by whichever worker asks first.
+
+A job is claimed with `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite
+has one writer and ignores the clause), so any number of workers on any
+number of machines share the queue. A payer's jobs run in the order they
+arrived: a job is not claimed while an older one of the same payer is queued
+or running. While a worker runs a job it holds the job's lock (see
+`locking`); a `running` job whose lock is free lost its worker and is marked
+failed — its transaction never committed, so the previous roster stands.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, exists, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.db import utcnow
+from app.imports import locking
+from app.imports.formats import Format
+from app.imports.models import ImportJob, ImportRecordError, JobStatus
+from app.imports.roster import Mode
+from app.imports.service import ImportRequest, OnError, Outcome, Progress, run_import
+
+logger = logging.getLogger(__name__)
+
+ABANDONED = (
+    "the worker running this import stopped before it finished (killed or crashed); "
+    "nothing was written and the previous roster is unchanged; upload the file again"
+)
+
+
+@dataclass(slots=True)
+class LiveProgress:
+    records_done: int
+    bytes_done: int
+
+
+# Progress of the jobs this process is running. On SQLite the import's transaction
+# holds the only write lock, so progress cannot be written to the job row until it
+# ends; readers in this process see it here instead.
+_live: dict[int, LiveProgress] = {}
+
+
+def live_progress(job_id: int) -> LiveProgress | None:
+    return _live.get(job_id)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_next(engine: Engine) -> int | None:
+    """Marks the oldest claimable job running and returns its id, or None."""
+    earlier = aliased(ImportJob)
+    with Session(engine) as session, session.begin():
+        job = session.scalars(
+            select(ImportJob)
+            .where(ImportJob.status == JobStatus.QUEUED)
+            .where(
+                ~exists()
+                .where(earlier.payer_id.is_not_distinct_from(ImportJob.payer_id))
+                .where(earlier.id < ImportJob.id)
+                .where(earlier.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            )
+            .order_by(ImportJob.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if job is None:
+            return None
+        job.status = JobStatus.RUNNING
+        job.started_at = job.heartbeat_at = utcnow()
+        job.worker = worker_name()
+        return job.id
+
+
+def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
+    """Marks failed every running job whose worker is gone; returns their ids."""
+    with Session(engine) as session:
+        running = list(
+            session.scalars(select(ImportJob.id).where(ImportJob.status == JobStatus.RUNNING))
+        )
+    failed = []
+    for job_id in running:
+        if job_id in _live or not locking.is_abandoned(engine, job_id, import_dir):
+            continue
+        with Session(engine) as session, session.begin():
+            done = session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id, ImportJob.status == JobStatus.RUNNING)
+                .values(status=JobStatus.FAILED, message=ABANDONED, finished_at=utcnow())
+            )
+            if done.rowcount:  # type: ignore[attr-defined]
+                failed.append(job_id)
+                logger.warning("import job %s lost its worker; marked failed", job_id)
+    return failed
+
+
+def run_job(
+    engine: Engine,
+    job_id: int,
+    import_dir: Path,
+    *,
+    on_progress: Progress | None = None,
+    keep_uploads: bool = False,
+) -> Outcome:
+    """Runs a claimed job to the end and records the outcome on the job row.
+
+    The uploads are deleted afterwards unless `keep_uploads` (the CLI reads the
+    user's own files in place).
+    """
+    with locking.running(engine, job_id, import_dir):
+        with Session(engine) as session:
+            job = session.get_one(ImportJob, job_id)
+            request = ImportRequest(
+                format=Format(job.format),
+                mode=Mode(job.mode),
+                payer_id=job.payer_id,
+                upload=Path(job.upload_path or ""),
+                plans_upload=Path(job.plans_upload_path) if job.plans_upload_path else None,
+                dry_run=job.dry_run,
+                on_error=OnError(job.on_error),
+            )
+        _live[job_id] = LiveProgress(0, 0)
+        reporter = _ProgressWriter(engine, job_id, on_progress)
+        try:
+            outcome = run_import(engine, request, import_dir=import_dir, progress=reporter)
+        except Exception as error:
+            logger.exception("import job %s failed", job_id)
+            finish(
+                engine,
+                job_id,
+                None,
+                message=f"the import stopped on an internal error ({type(error).__name__})",
+            )
+            raise
+        finally:
+            _live.pop(job_id, None)
+            for path in (request.upload, request.plans_upload):
+                if path is not None and not keep_uploads:
+                    path.unlink(missing_ok=True)
+        finish(engine, job_id, outcome)
+        return outcome
+
+
+class _ProgressWriter:
+    """Keeps the job's progress current: in this process always, on the row when it can."""
+
+    def __init__(self, engine: Engine, job_id: int, also: Progress | None) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.also = also
+        self.written = 0.0
+        # SQLite: the import holds the write lock; the row is updated when it ends.
+        self.to_row = engine.dialect.name == "postgresql"
+
+    def __call__(self, records: int, bytes_done: int) -> None:
+        _live[self.job_id] = LiveProgress(records, bytes_done)
+        if self.also is not None:
+            self.also(records, bytes_done)
+        now = time.monotonic()
+        if self.to_row and now - self.written >= 1.0:
+            self.written = now
+            with Session(self.engine) as session, session.begin():
+                session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == self.job_id)
+                    .values(records_done=records, bytes_done=bytes_done, heartbeat_at=utcnow())
+                )
+
+
+def finish(
+    engine: Engine, job_id: int, outcome: Outcome | None, *, message: str | None = None
+) -> None:
+    """Writes the outcome (status, counts, problems, timings) on the job."""
+    with Session(engine) as session, session.begin():
+        job = session.get_one(ImportJob, job_id)
+        job.finished_at = utcnow()
+        if outcome is None:
+            job.status = JobStatus.FAILED
+            job.message = message
+            return
+        job.status = JobStatus.SUCCEEDED if outcome.succeeded else JobStatus.FAILED
+        job.message = outcome.message
+        job.records_done = outcome.records_done
+        job.bytes_done = job.bytes_total or 0
+        job.counts = outcome.counts.as_dict() | {"skipped_by_reason": outcome.skipped}
+        job.error_count = outcome.error_count
+        job.warning_count = outcome.warning_count
+        if outcome.issues:
+            session.execute(
+                insert(ImportRecordError),
+                [
+                    {
+                        "job_id": job_id,
+                        "level": issue.level,
+                        "line": issue.line,
+                        "record_index": issue.record_index,
+                        "field": issue.field[:200] if issue.field else None,
+                        "message": issue.message,
+                    }
+                    for issue in outcome.issues
+                ],
+            )
+
+
+class Worker:
+    """Runs queued jobs in a background thread of this process."""
+
+    def __init__(self, engine: Engine, import_dir: Path, *, poll_seconds: float = 1.0) -> None:
+        self.engine = engine
+        self.import_dir = import_dir
+        self.poll_seconds = poll_seconds
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="import-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout)
+
+    def run_pending(self) -> int:
+        """Runs queued jobs until none is left; returns how many ran."""
+        ran = 0
+        while not self.stopping.is_set():
+            job_id = claim_next(self.engine)
+            if job_id is None:
+                return ran
+            try:
+                run_job(self.engine, job_id, self.import_dir)
+            except Exception:  # recorded on the job by run_job; keep serving the queue
+                logger.warning("import job %s ended with an internal error", job_id)
+            ran += 1
+        return ran
+
+    def _loop(self) -> None:
+        last_recovery = 0.0
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() - last_recovery > 30:
+                    recover_abandoned(self.engine, self.import_dir)
+                    last_recovery = time.monotonic()
+                self.run_pending()
+            except Exception:
+                logger.exception("import worker: the queue could not be read; retrying")
+            self.wake.wait(self.poll_seconds)
+            self.wake.clear()
+
+
+def elapsed_seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None:
+        return None
+    stop = end or datetime.now(UTC)
+    return round((stop - start).total_seconds(), 3)
+
+
+def create_job(
+    session: Session,
+    *,
+    request: ImportRequest,
+    api_key_id: int | None,
+    bytes_total: int,
+    claimed: bool = False,
+) -> ImportJob:
+    """Queues an import of an upload already on disk (or, `claimed`, starts it here)."""
+    job = ImportJob(
+        payer_id=request.payer_id,
+        api_key_id=api_key_id,
+        format=request.format,
+        mode=request.mode,
+        dry_run=request.dry_run,
+        on_error=request.on_error,
+        status=JobStatus.RUNNING if claimed else JobStatus.QUEUED,
+        started_at=utcnow() if claimed else None,
+        worker=worker_name() if claimed else None,
+        upload_path=str(request.upload),
+        plans_upload_path=str(request.plans_upload) if request.plans_upload else None,
+        bytes_total=bytes_total,
+        bytes_done=0,
+        records_done=0,
+        counts={},
+        error_count=0,
+        warning_count=0,
+    )
+    session.add(job)
+    session.flush()
+    return job
