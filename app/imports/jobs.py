@@ -9,6 +9,7 @@ or running. While a worker runs a job it holds the job's lock (see
 failed — its transaction never committed, so the previous roster stands.
 """
 
+import contextlib
 import logging
 import os
 import socket
@@ -116,6 +117,7 @@ def run_job(
     The uploads are deleted afterwards unless `keep_uploads` (the CLI reads the
     user's own files in place).
     """
+    _yield_cpu_to_searches()
     with locking.running(engine, job_id, import_dir):
         with Session(engine) as session:
             job = session.get_one(ImportJob, job_id)
@@ -148,6 +150,16 @@ def run_job(
                     path.unlink(missing_ok=True)
         finish(engine, job_id, outcome)
         return outcome
+
+
+def _yield_cpu_to_searches() -> None:
+    """Runs this thread at nice 10: an import takes longer, searches meanwhile do not.
+
+    On Linux a thread id names one thread, so an API process's request threads keep
+    their priority; elsewhere this is a no-op.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class _ProgressWriter:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -54,7 +55,7 @@ from app.therapists.models import (
 )
 from app.therapists.names import name_key
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 4000
 # SQLite refuses more than 32,766 bound values per statement; stay well below.
 _IN_CHUNK = 5000
 
@@ -79,7 +80,9 @@ _seen = Table(
     "import_seen_participations",
     MetaData(),
     # No key: a participation listed twice (or by a repeated NPI) may be noted twice.
-    Column("participation_id", Integer, index=True),
+    Column("practice_id", Integer),
+    Column("plan_id", Integer),
+    Index("ix_import_seen_participations", "practice_id", "plan_id"),
     prefixes=["TEMPORARY"],
 )
 
@@ -283,7 +286,11 @@ class RosterImport:
             select(Participation.id, Participation.effective_from, Practice.therapist_id)
             .join(Practice, Practice.id == Participation.practice_id)
             .where(Participation.plan_id.in_(plan_ids))
-            .where(~exists().where(_seen.c.participation_id == Participation.id))
+            .where(
+                ~exists()
+                .where(_seen.c.practice_id == Participation.practice_id)
+                .where(_seen.c.plan_id == Participation.plan_id)
+            )
             .where(
                 (Participation.effective_to.is_(None)) | (Participation.effective_to > yesterday)
             )
@@ -351,6 +358,9 @@ class _Batch:
             elif values:
                 changed_rows.append(values | {"_id": existing[npi].id})
         ids = {npi: row.id for npi, row in existing.items()}
+        # Only these can have links, practices and participations already: the
+        # batch's new therapists need no look-ups (a first import has none).
+        self.known_therapists = sorted(ids.values())
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
             for chunk in _chunks([row["npi"] for row in new_rows]):
@@ -394,11 +404,10 @@ class _Batch:
 
     def _links(self, ids: dict[str, int]) -> None:
         """Adds the specialties and vocabulary codes the file gives; never removes any."""
-        therapist_ids = list(ids.values())
         touched: set[int] = set()
         specialties = _table(TherapistSpecialty)
         held: dict[int, dict[str, bool]] = {}
-        for chunk in _chunks(therapist_ids):
+        for chunk in _chunks(self.known_therapists):
             for therapist_id, code, primary in self.session.execute(
                 select(
                     specialties.c.therapist_id,
@@ -428,7 +437,7 @@ class _Batch:
             insert_many(self.session.connection(), specialties, new_specialties)
         for attribute, table, column in _LINKS:
             have: set[tuple[int, str]] = set()
-            for chunk in _chunks(therapist_ids):
+            for chunk in _chunks(self.known_therapists):
                 have.update(
                     (therapist_id, code)
                     for therapist_id, code in self.session.execute(
@@ -533,7 +542,7 @@ class _Batch:
         table = _table(Practice)
         existing = {
             (row.therapist_id, row.location_id): row
-            for chunk in _chunks(list(set(therapist_ids.values())))
+            for chunk in _chunks(self.known_therapists)
             for row in self.session.execute(
                 select(
                     table.c.id,
@@ -574,6 +583,7 @@ class _Batch:
                 changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
                 self.changed.add(pair[0])
         ids = {pair: row.id for pair, row in existing.items()}
+        self.known_practices = sorted(ids.values())
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
             added = {(row["therapist_id"], row["location_id"]) for row in new_rows}
@@ -604,7 +614,7 @@ class _Batch:
         plan_ids = plans.ids
         existing = {
             (row.practice_id, row.plan_id): row
-            for chunk in _chunks(list(self._sites))
+            for chunk in _chunks(self.known_practices)
             for row in self.session.execute(
                 select(
                     table.c.id,
@@ -648,7 +658,7 @@ class _Batch:
                     self.changed.add(therapist_id)
                     continue
                 added.add((practice_id, plan_id))
-                seen.append({"participation_id": current.id})
+                seen.append({"practice_id": practice_id, "plan_id": plan_id})
                 changes = {
                     name: value
                     for name, value in terms.items()
@@ -661,17 +671,9 @@ class _Batch:
                     self.counts.participations_unchanged += 1
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
-            if self.job.mode is Mode.REPLACE:
-                added_ids = select(table.c.id).where(table.c.created_at == self.now)
-                for chunk in _chunks(sorted({row["practice_id"] for row in new_rows})):
-                    seen.extend(
-                        {"participation_id": row_id}
-                        for row_id in self.session.scalars(
-                            added_ids.where(table.c.practice_id.in_(chunk)).where(
-                                table.c.plan_id.in_(plan_ids)
-                            )
-                        )
-                    )
+            seen.extend(
+                {"practice_id": r["practice_id"], "plan_id": r["plan_id"]} for r in new_rows
+            )
             self.counts.participations_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         self.counts.participations_updated += len(changed_rows)
