@@ -16,17 +16,20 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from app.paths import DATA_DIR
 
 
+# Luhn doubling of one digit: 2d, less 9 when that has two digits.
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def npi_check_digit(first_nine: str) -> int:
-    """Luhn check digit over the card-issuer prefix 80840 and the first nine digits."""
-    total = 0
-    for position, char in enumerate(reversed("80840" + first_nine)):
-        digit = int(char)
-        if position % 2 == 0:  # rightmost digit of the payload is doubled
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return (10 - total % 10) % 10
+    """Luhn check digit over the card-issuer prefix 80840 and the first nine digits.
+
+    The prefix always adds 24 (the NPI standard's shortcut). Of the nine digits,
+    counted from the right with the check digit still to come, the rightmost
+    and every second one leftwards are doubled: positions 0, 2, 4, 6, 8.
+    """
+    digits = [ord(char) - 48 for char in first_nine]
+    doubled = sum(_DOUBLED[digit] for digit in digits[0::2])
+    return (10 - (24 + doubled + sum(digits[1::2])) % 10) % 10
 
 
 def is_valid_npi(value: str) -> bool:

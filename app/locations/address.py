@@ -18,17 +18,22 @@ _ABBREVIATIONS = {
 }  # fmt: skip
 
 
+_NOT_KEPT = re.compile(r"[^A-Z0-9# ]")
+_REPEATED_UNIT = re.compile(r"(# )+")
+
+
 def _normalise_part(text: str | None) -> str:
     if not text:
         return ""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    spaced = re.sub(r"#", " # ", ascii_text.upper())
-    words = re.sub(r"[^A-Z0-9# ]", " ", spaced).split()
-    return " ".join(_ABBREVIATIONS.get(word, word) for word in words)
+    if not text.isascii():  # most addresses are plain ASCII: skip the decomposition
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = _NOT_KEPT.sub(" ", text.upper().replace("#", " # ")).split()
+    return " ".join([_ABBREVIATIONS.get(word, word) for word in words])
 
 
 def address_key(*, line1: str, line2: str | None, city: str, state: str, zip_code: str) -> str:
     """Case, punctuation, accents and common abbreviations do not matter; ZIP+4 suffix does not."""
     street = " ".join(part for part in (_normalise_part(line1), _normalise_part(line2)) if part)
-    street = re.sub(r"(# )+", "# ", street)
+    if "#" in street:
+        street = _REPEATED_UNIT.sub("# ", street)
     return "|".join((street, _normalise_part(city), state.upper(), zip_code[:5]))
