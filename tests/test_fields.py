@@ -1,0 +1,58 @@
+"""The field rules shared by the API and the imports: NPI check digits and address keys."""
+
+import pytest
+
+from app.fields import is_valid_npi, npi_check_digit
+from app.locations.address import address_key
+
+
+# The CMS example NPI and four real ones from the public NPPES file.
+@pytest.mark.parametrize(
+    "npi", ["1234567893", "1255334207", "1740283779", "1982607917", "1316940463"]
+)
+def test_real_npis_pass_their_check_digit(npi: str) -> None:
+    assert npi_check_digit(npi[:9]) == int(npi[9])
+    assert is_valid_npi(npi)
+
+
+@pytest.mark.parametrize(
+    "npi", ["1234567890", "1255334208", "123456789", "12345678930", "12345678a3"]
+)
+def test_other_numbers_do_not(npi: str) -> None:
+    assert not is_valid_npi(npi)
+
+
+def test_every_changed_digit_changes_the_check_digit() -> None:
+    base = "123456789"
+    for position in range(9):
+        for digit in "0123456789":
+            changed = base[:position] + digit + base[position + 1 :]
+            if changed != base:
+                assert npi_check_digit(changed) != npi_check_digit(base), changed
+
+
+@pytest.mark.parametrize(
+    ("line1", "line2", "city"),
+    [
+        ("2300 N. Lincoln Avenue", "Ste. 200", "Chicago"),
+        ("2300 North Lincoln Ave", "#200", "CHICAGO"),
+        ("2300 n lincoln ave", "Suite #200", "chicago"),
+        ("2300 N LINCOLN AVE # 200", None, "Chicago"),
+    ],
+)
+def test_spellings_of_one_address_share_a_key(line1: str, line2: str | None, city: str) -> None:
+    key = address_key(line1=line1, line2=line2, city=city, state="il", zip_code="60614-1234")
+    assert key == "2300 N LINCOLN AVE # 200|CHICAGO|IL|60614"
+
+
+def test_accents_do_not_matter_but_numbers_do() -> None:
+    accented = address_key(
+        line1="12 Calle Méndez", line2=None, city="Mayagüez", state="PR", zip_code="00680"
+    )
+    plain = address_key(
+        line1="12 Calle Mendez", line2=None, city="Mayaguez", state="PR", zip_code="00680"
+    )
+    other = address_key(
+        line1="14 Calle Mendez", line2=None, city="Mayaguez", state="PR", zip_code="00680"
+    )
+    assert accented == plain != other
