@@ -22,10 +22,12 @@ from pathlib import Path
 from sqlalchemy import Engine, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from app.auth.service import Principal
 from app.db import utcnow
+from app.errors import NotFound
 from app.imports import locking
 from app.imports.formats import Format
-from app.imports.models import ImportJob, ImportRecordError, JobStatus
+from app.imports.models import ImportJob, ImportRecordError, IssueLevel, JobStatus
 from app.imports.roster import Mode
 from app.imports.service import ImportRequest, OnError, Outcome, Progress, run_import
 
@@ -308,3 +310,52 @@ def create_job(
     session.add(job)
     session.flush()
     return job
+
+
+def visible_job(session: Session, principal: Principal, job_id: int) -> ImportJob:
+    """The job, if this key may see it; another payer's job does not exist for it."""
+    job = session.get(ImportJob, job_id)
+    if job is None or not (
+        principal.is_admin or (job.payer_id is not None and job.payer_id == principal.payer_id)
+    ):
+        raise NotFound(f"import job {job_id} does not exist")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    principal: Principal,
+    *,
+    payer_id: int | None,
+    status: JobStatus | None,
+    before: int | None,
+    limit: int,
+) -> list[ImportJob]:
+    """The jobs this key may see, newest first."""
+    statement = select(ImportJob).order_by(ImportJob.id.desc()).limit(limit)
+    if not principal.is_admin:
+        statement = statement.where(ImportJob.payer_id == principal.payer_id)
+    if payer_id is not None:
+        statement = statement.where(ImportJob.payer_id == payer_id)
+    if status is not None:
+        statement = statement.where(ImportJob.status == status)
+    if before is not None:
+        statement = statement.where(ImportJob.id < before)
+    return list(session.scalars(statement))
+
+
+def list_issues(
+    session: Session, job_id: int, *, level: IssueLevel | None, after: int | None, limit: int
+) -> list[ImportRecordError]:
+    """A job's problems in file order."""
+    statement = (
+        select(ImportRecordError)
+        .where(ImportRecordError.job_id == job_id)
+        .order_by(ImportRecordError.id)
+        .limit(limit)
+    )
+    if level is not None:
+        statement = statement.where(ImportRecordError.level == level)
+    if after is not None:
+        statement = statement.where(ImportRecordError.id > after)
+    return list(session.scalars(statement))

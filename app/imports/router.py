@@ -3,18 +3,17 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.dependencies import PrincipalDep
 from app.auth.service import Principal
 from app.db import SessionDep
-from app.errors import WRITE_ERRORS, InvalidFile, InvalidInput, NotFound, Problem
+from app.errors import WRITE_ERRORS, InvalidFile, InvalidInput, Problem
 from app.fields import PathId
 from app.imports import jobs
 from app.imports.formats import FORMAT_DESCRIPTIONS, PAYER_FORMATS, Format, check_head_and_tail
 from app.imports.formats import parse as parse_records
-from app.imports.models import ImportJob, ImportRecordError, IssueLevel, JobStatus
+from app.imports.models import ImportJob, IssueLevel, JobStatus
 from app.imports.records import ImportFileError
 from app.imports.roster import Mode
 from app.imports.schemas import (
@@ -27,7 +26,7 @@ from app.imports.schemas import (
 )
 from app.imports.service import ImportRequest, OnError
 from app.imports.uploads import spool
-from app.networks.models import Payer
+from app.networks import service as network_service
 from app.therapists.service import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["imports"])
@@ -164,8 +163,7 @@ async def _upload(
 
 def _require_payer(factory: sessionmaker[Session], payer_id: int) -> None:
     with factory() as session:
-        if session.get(Payer, payer_id) is None:
-            raise NotFound(f"payer {payer_id} does not exist")
+        network_service.get_payer(session, payer_id)
 
 
 def _check_file(format: Format, path: Path) -> None:
@@ -195,16 +193,10 @@ def list_imports(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ImportJobPage:
     """Import jobs the key may see, newest first (a payer key sees its own payer's only)."""
-    statement = select(ImportJob).order_by(ImportJob.id.desc()).limit(limit + 1)
-    if not principal.is_admin:
-        statement = statement.where(ImportJob.payer_id == principal.payer_id)
-    if payer_id is not None:
-        statement = statement.where(ImportJob.payer_id == payer_id)
-    if status_ is not None:
-        statement = statement.where(ImportJob.status == status_)
-    if cursor is not None:
-        statement = statement.where(ImportJob.id < decode_cursor(cursor))
-    found = list(session.scalars(statement))
+    after = decode_cursor(cursor) if cursor is not None else None
+    found = jobs.list_jobs(
+        session, principal, payer_id=payer_id, status=status_, before=after, limit=limit + 1
+    )
     next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
     return ImportJobPage(
         items=[to_read(session, job, with_issues=False) for job in found[:limit]],
@@ -215,7 +207,7 @@ def list_imports(
 @router.get("/imports/{job_id}", responses={**WRITE_ERRORS, 404: {"model": Problem}})
 def get_import(session: SessionDep, principal: PrincipalDep, job_id: PathId) -> ImportJobRead:
     """An import's status, progress, counts, first problems and timings."""
-    return to_read(session, _visible_job(session, principal, job_id))
+    return to_read(session, jobs.visible_job(session, principal, job_id))
 
 
 @router.get("/imports/{job_id}/errors", responses={**WRITE_ERRORS, 404: {"model": Problem}})
@@ -228,36 +220,16 @@ def list_import_errors(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ImportIssuePage:
     """An import's problems in file order: line or record index, field and message."""
-    job = _visible_job(session, principal, job_id)
+    job = jobs.visible_job(session, principal, job_id)
     after = decode_cursor(cursor) if cursor is not None else None
     items, next_cursor = _issues(session, job.id, level=level, after=after, limit=limit)
     return ImportIssuePage(items=items, next_cursor=next_cursor)
 
 
-def _visible_job(session: Session, principal: Principal, job_id: int) -> ImportJob:
-    """The job, if this key may see it; another payer's job does not exist for it."""
-    job = session.get(ImportJob, job_id)
-    if job is None or not (
-        principal.is_admin or (job.payer_id is not None and job.payer_id == principal.payer_id)
-    ):
-        raise NotFound(f"import job {job_id} does not exist")
-    return job
-
-
 def _issues(
     session: Session, job_id: int, *, level: IssueLevel | None, after: int | None, limit: int
 ) -> tuple[list[ImportIssue], str | None]:
-    statement = (
-        select(ImportRecordError)
-        .where(ImportRecordError.job_id == job_id)
-        .order_by(ImportRecordError.id)
-        .limit(limit + 1)
-    )
-    if level is not None:
-        statement = statement.where(ImportRecordError.level == level)
-    if after is not None:
-        statement = statement.where(ImportRecordError.id > after)
-    found = list(session.scalars(statement))
+    found = jobs.list_issues(session, job_id, level=level, after=after, limit=limit + 1)
     next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
     return [ImportIssue.model_validate(issue) for issue in found[:limit]], next_cursor
 
