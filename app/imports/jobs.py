@@ -62,26 +62,39 @@ def worker_name() -> str:
 def claim_next(engine: Engine) -> int | None:
     """Marks the oldest claimable job running and returns its id, or None."""
     earlier = aliased(ImportJob)
-    with Session(engine) as session, session.begin():
-        job = session.scalars(
-            select(ImportJob)
-            .where(ImportJob.status == JobStatus.QUEUED)
-            .where(
-                ~exists()
-                .where(earlier.payer_id.is_not_distinct_from(ImportJob.payer_id))
-                .where(earlier.id < ImportJob.id)
-                .where(earlier.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+    claimable = (
+        select(ImportJob.id)
+        .where(ImportJob.status == JobStatus.QUEUED)
+        .where(
+            ~exists()
+            .where(earlier.payer_id.is_not_distinct_from(ImportJob.payer_id))
+            .where(earlier.id < ImportJob.id)
+            .where(earlier.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        )
+        .order_by(ImportJob.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    while True:
+        with Session(engine) as session, session.begin():
+            job_id = session.scalar(claimable)
+            if job_id is None:
+                return None
+            # SQLite has no row locks: two workers may pick the same job, and only the
+            # first UPDATE finds it still queued. The other looks again.
+            now = utcnow()
+            claimed = session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id, ImportJob.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.RUNNING,
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker=worker_name(),
+                )
             )
-            .order_by(ImportJob.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
-        if job is None:
-            return None
-        job.status = JobStatus.RUNNING
-        job.started_at = job.heartbeat_at = utcnow()
-        job.worker = worker_name()
-        return job.id
+            if claimed.rowcount:  # type: ignore[attr-defined]
+                return int(job_id)
 
 
 def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
