@@ -15,7 +15,6 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from app.paths import DATA_DIR
 
-
 # Luhn doubling of one digit: 2d, less 9 when that has two digits.
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 

@@ -1,0 +1,829 @@
+"""HL7 Da Vinci PDex Plan-Net R4 directories, as NDJSON or as a Bundle.
+
+Resources refer to each other in any order (a PractitionerRole may come before
+the Location it names), so a first pass stores the resources the directory
+uses in a temporary SQLite database on disk and a second pass joins them:
+memory holds one practitioner's resources at a time, whatever the file's size.
+"""
+
+import calendar
+import csv
+import json
+import re
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self
+
+import ijson  # type: ignore[import-untyped]
+
+from app.imports.encoding import decode_error, skip_utf8_bom
+from app.imports.formats.json_stream import (
+    describe_json_start,
+    json_file_error,
+    json_kind,
+    read_json_start,
+)
+from app.imports.records import (
+    ImportFileError,
+    PlanRecord,
+    PlanRef,
+    Problem,
+    ProviderRecord,
+    Record,
+    SiteRecord,
+    Skipped,
+)
+from app.imports.specialties import nucc_code_for
+from app.paths import DATA_DIR
+
+_PLAN_NET = "http://hl7.org/fhir/us/davinci-pdex-plan-net/"
+NETWORK_REFERENCE = f"{_PLAN_NET}StructureDefinition/network-reference"
+NEW_PATIENTS = f"{_PLAN_NET}StructureDefinition/newpatients"
+PRODUCT_TYPE_SYSTEM = f"{_PLAN_NET}CodeSystem/InsuranceProductTypeCS"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
+DEGREE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0360"  # MD, DPT, PT…
+BUNDLE_EXPECTED = 'a FHIR Bundle (a JSON object with "resourceType": "Bundle")'
+
+_STORED = frozenset(
+    {"Practitioner", "PractitionerRole", "Location", "Organization", "InsurancePlan"}
+)
+# The directory's flag means "a new patient can book here": only `newpt` says so.
+# `existptonly` and `existptfam` (existing patients and their families) turn the
+# public away, so they count as not accepting.
+_ACCEPTING_CODES = {"newpt": True, "nopt": False, "existptonly": False, "existptfam": False}
+# InsuranceProductTypeCS → PlanType. Medicare Part A and Part D plans, dental,
+# vision, TRICARE, VA and IHS have no PlanType of their own: left unknown.
+_PLAN_TYPES = {
+    "qhp": "marketplace",
+    "medi": "medicaid",
+    "medihmo": "medicaid",
+    "mediadv": "medicare_advantage",
+    "mediadvhmo": "medicare_advantage",
+    "medib": "medicare_part_b",  # outpatient physical therapy is a Part B benefit
+    "mediab": "medicare_part_b",
+    "commppo": "commercial",
+    "commhdhp": "commercial",
+    "commpos": "commercial",
+    "commhmo": "commercial",
+    "commepo": "commercial",
+    "fep": "commercial",  # FEHB plans are sold by commercial carriers
+}
+_HIOS_PLAN_ID = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
+_FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.+)?$")
+_GENDERS = frozenset({"male", "female", "other"})
+
+_SCHEMA = """
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+CREATE TABLE resource (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    line INTEGER,
+    practitioner TEXT,  -- a PractitionerRole's "Practitioner/<id>"
+    body TEXT NOT NULL,
+    PRIMARY KEY (type, id)
+);
+-- `position` is that of the InsurancePlan or PractitionerRole naming the network.
+CREATE TABLE plan_network (network TEXT NOT NULL, plan TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE role_network (network TEXT NOT NULL, role TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE alias (full_url TEXT PRIMARY KEY, reference TEXT NOT NULL);
+"""
+# Run once the whole file is stored: a Bundle's urn:uuid references resolve only
+# when every fullUrl is known, and indexes built at the end cost less than
+# indexes kept up to date row by row. Rows are stored in batches, so the
+# networks of a resource's later copies (the first copy stands) go only now.
+_AFTER_LOADING = """
+DELETE FROM plan_network WHERE position <> (
+    SELECT position FROM resource WHERE type = 'InsurancePlan' AND id = plan_network.plan
+);
+DELETE FROM role_network WHERE position <> (
+    SELECT position FROM resource WHERE type = 'PractitionerRole' AND id = role_network.role
+);
+UPDATE resource SET practitioner = (SELECT reference FROM alias WHERE full_url = practitioner)
+    WHERE practitioner IN (SELECT full_url FROM alias);
+UPDATE plan_network SET network = (SELECT reference FROM alias WHERE full_url = network)
+    WHERE network IN (SELECT full_url FROM alias);
+UPDATE role_network SET network = (SELECT reference FROM alias WHERE full_url = network)
+    WHERE network IN (SELECT full_url FROM alias);
+CREATE INDEX resource_order ON resource (type, position);
+CREATE INDEX resource_practitioner ON resource (practitioner, position);
+CREATE INDEX plan_network_network ON plan_network (network, position);
+"""
+_BATCH = 1000  # rows stored at a time: few calls into SQLite, little memory
+_CACHED = 4096  # answers kept per kind of question the second pass asks
+_UNLISTED_NETWORKS = """
+SELECT position, line, id, body FROM resource
+WHERE type = 'Organization'
+    AND 'Organization/' || id IN (SELECT network FROM role_network)
+    AND 'Organization/' || id NOT IN (SELECT network FROM plan_network)
+ORDER BY position
+"""
+
+
+def parse_ndjson(stream: BinaryIO) -> Iterator[Record]:
+    """Plan records, then one record per Practitioner, from one resource per line."""
+    with _ResourceStore() as store:
+        for entry in _ndjson_entries(stream):
+            store.add(entry)
+        yield from store.records()
+
+
+def parse_bundle(stream: BinaryIO) -> Iterator[Record]:
+    """Plan records, then one record per Practitioner, from the entries of a Bundle."""
+    with _ResourceStore() as store:
+        for entry in _bundle_entries(stream):
+            store.add(entry)
+        yield from store.records()
+
+
+@dataclass(slots=True)
+class _Entry:
+    position: int  # 0-based, among the file's resources (NDJSON) or entries (Bundle)
+    line: int | None
+    resource: dict[str, Any]
+    full_url: str | None = None
+    text: str | None = None  # the resource as the file writes it, where it has one line
+
+
+def _ndjson_entries(stream: BinaryIO) -> Iterator[_Entry]:
+    skip_utf8_bom(stream)
+    position = 0
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise decode_error(error, line=number) from error
+        try:
+            resource = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise _bad_line(stream, number, error, first=position == 0) from error
+        # Such a line belongs to no record, and skipping it could drop a
+        # practitioner unnoticed: the file is not Plan-Net NDJSON, so it is refused.
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            found = "an object without a resourceType" if isinstance(resource, dict) else None
+            raise ImportFileError(
+                f"line {number} is not a FHIR resource (a JSON object with a resourceType); "
+                f"found {found or json_kind(resource)}",
+                line=number,
+            )
+        if resource["resourceType"] == "Bundle":
+            raise ImportFileError(
+                f"line {number} is a whole Bundle; NDJSON has one resource per line", line=number
+            )
+        yield _Entry(position, number, resource, text=text)
+        position += 1
+    if position == 0:
+        raise ImportFileError("the file is empty")
+
+
+def _bad_line(
+    stream: BinaryIO, number: int, error: json.JSONDecodeError, *, first: bool
+) -> ImportFileError:
+    if all(not raw.strip() for raw in stream):
+        return ImportFileError(
+            f"line {number}, the last line, is not valid JSON: "
+            "the file looks truncated (upload cut short?)",
+            line=number,
+        )
+    hint = " (NDJSON has one whole resource per line: is this a Bundle?)" if first else ""
+    return ImportFileError(
+        f"line {number} is not valid JSON: {error.msg} at column {error.colno}{hint}", line=number
+    )
+
+
+def _bundle_entries(stream: BinaryIO) -> Iterator[_Entry]:
+    first, head = read_json_start(stream)
+    if first != b"{":
+        raise ImportFileError(
+            f"expected {BUNDLE_EXPECTED}, found {describe_json_start(first, head)}"
+        )
+    start = stream.tell()
+    resource_type = _top_level_resource_type(stream)
+    if resource_type != "Bundle":
+        raise ImportFileError(
+            f"expected a Bundle, found {resource_type or 'a JSON object without a resourceType'}"
+        )
+    stream.seek(start)
+    position = 0
+    try:
+        for entry in ijson.items(stream, "entry.item", use_float=True):
+            if not isinstance(entry, dict):
+                raise ImportFileError(f"entry {position} of the Bundle is not an object")
+            resource = entry.get("resource")
+            if resource is not None:  # an entry without one (a delete) names no resource
+                if not isinstance(resource, dict) or not isinstance(
+                    resource.get("resourceType"), str
+                ):
+                    raise ImportFileError(
+                        f"entry {position} of the Bundle holds no FHIR resource "
+                        "(a JSON object with a resourceType)"
+                    )
+                yield _Entry(position, None, resource, _string(entry.get("fullUrl")))
+            position += 1
+    except ijson.JSONError as error:
+        raise json_file_error(error, stream, where=f"at entry {position}") from error
+
+
+def _top_level_resource_type(stream: BinaryIO) -> str | None:
+    """The Bundle's own resourceType, wherever it stands among its keys."""
+    # ijson filters by prefix in C: when the key comes after `entry`, the whole
+    # file is scanned once more without building anything.
+    try:
+        found = next(iter(ijson.items(stream, "resourceType")), None)
+    except ijson.JSONError as error:
+        raise json_file_error(error, stream, where="before the Bundle's resourceType") from error
+    return found if isinstance(found, str) else None
+
+
+class _ResourceStore:
+    """The resources of one file, on disk, so references resolve in any order."""
+
+    def __enter__(self) -> Self:
+        self._directory = tempfile.TemporaryDirectory(prefix="plannet-")
+        try:
+            self._db = sqlite3.connect(Path(self._directory.name) / "resources.sqlite")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._directory.cleanup()
+            raise
+        # Rows waiting to be stored, and what the second pass asks again and again.
+        self._aliases: list[tuple[str, str]] = []
+        self._resources: list[tuple[str, str, int, int | None, str | None, str]] = []
+        self._plan_networks: list[tuple[str, str, int]] = []
+        self._role_networks: list[tuple[str, str, int]] = []
+        self._plans_listing: dict[str, list[str]] = {}
+        self._in_file: dict[str, bool] = {}
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self._db.close()
+        finally:
+            self._directory.cleanup()
+
+    def add(self, entry: _Entry) -> None:
+        resource = entry.resource
+        kind = resource["resourceType"]
+        if kind not in _STORED:
+            return
+        # FHIR ids never hold "#", so a resource without one cannot collide.
+        resource_id = _string(resource.get("id")) or f"#{entry.position}"
+        if entry.full_url and entry.full_url.startswith("urn:"):
+            self._aliases.append((entry.full_url, f"{kind}/{resource_id}"))
+        practitioner = None
+        if kind == "InsurancePlan":
+            networks = {_reference(network) for network in _list(resource.get("network"))}
+            self._plan_networks.extend(
+                (network, resource_id, entry.position) for network in networks if network
+            )
+        elif kind == "PractitionerRole":
+            practitioner = _reference(resource.get("practitioner"))
+            self._role_networks.extend(
+                (network, resource_id, entry.position)
+                for _, network in _network_references(resource)
+                if network
+            )
+        if entry.text is not None and "text" not in resource:
+            body = entry.text  # spares encoding it again
+        else:
+            resource.pop("text", None)  # the narrative: often the bulk of a resource, never read
+            body = json.dumps(resource)
+        self._resources.append((kind, resource_id, entry.position, entry.line, practitioner, body))
+        if len(self._resources) >= _BATCH:
+            self._store_batch()
+
+    def _store_batch(self) -> None:
+        # In file order, so that of two copies of a resource the first stands.
+        self._db.executemany("INSERT OR IGNORE INTO alias VALUES (?, ?)", self._aliases)
+        self._db.executemany(
+            "INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?)", self._resources
+        )
+        self._db.executemany("INSERT INTO plan_network VALUES (?, ?, ?)", self._plan_networks)
+        self._db.executemany("INSERT INTO role_network VALUES (?, ?, ?)", self._role_networks)
+        for rows in (self._aliases, self._resources, self._plan_networks, self._role_networks):
+            rows.clear()
+
+    def records(self) -> Iterator[Record]:
+        self._store_batch()
+        self._db.executescript(_AFTER_LOADING)
+        for position, line, plan_id, body in self._db.execute(
+            "SELECT position, line, id, body FROM resource"
+            " WHERE type = 'InsurancePlan' ORDER BY position"
+        ):
+            yield _insurance_plan(position, line, plan_id, json.loads(body))
+        for position, line, network_id, body in self._db.execute(_UNLISTED_NETWORKS):
+            yield PlanRecord(
+                index=position,
+                line=line,
+                key=f"Organization/{network_id}",
+                name=_string(json.loads(body).get("name")),
+                plan_type=None,
+                hios_plan_id=None,
+            )
+        for position, line, practitioner_id, body in self._db.execute(
+            "SELECT position, line, id, body FROM resource"
+            " WHERE type = 'Practitioner' ORDER BY position"
+        ):
+            yield _practitioner(self, position, line, practitioner_id, json.loads(body))
+
+    def resolve(self, reference: str) -> str:
+        """A reference as "Type/id", a Bundle's urn:uuid fullUrl followed."""
+        if reference.startswith("urn:"):
+            row = self._db.execute(
+                "SELECT reference FROM alias WHERE full_url = ?", (reference,)
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+        return reference
+
+    def get(self, reference: str) -> tuple[str, dict[str, Any]] | None:
+        """(id, resource) of the resource a reference points to, if the file has it."""
+        kind, _, resource_id = self.resolve(reference).partition("/")
+        row = self._db.execute(
+            "SELECT body FROM resource WHERE type = ? AND id = ?", (kind, resource_id)
+        ).fetchone()
+        return None if row is None else (resource_id, json.loads(row[0]))
+
+    def roles_of(self, practitioner_id: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = self._db.execute(
+            "SELECT id, body FROM resource"
+            " WHERE practitioner = ? AND type = 'PractitionerRole' ORDER BY position",
+            (f"Practitioner/{practitioner_id}",),
+        )
+        return [(role_id, json.loads(body)) for role_id, body in rows]
+
+    def plans_listing(self, network: str) -> list[str]:
+        """The ids of the InsurancePlans that list a network, in file order."""
+        # A directory has few networks and every role names one: asked once each.
+        listing = self._plans_listing.get(network)
+        if listing is None:
+            rows = self._db.execute(
+                "SELECT plan FROM plan_network WHERE network = ? ORDER BY position", (network,)
+            )
+            listing = self._plans_listing[network] = [str(plan_id) for (plan_id,) in rows]
+            if len(self._plans_listing) > _CACHED:
+                self._plans_listing.clear()
+        return listing
+
+    def has(self, reference: str) -> bool:
+        """Whether the file has the resource a reference points to."""
+        found = self._in_file.get(reference)
+        if found is None:
+            found = self._in_file[reference] = self.get(reference) is not None
+            if len(self._in_file) > _CACHED:
+                self._in_file.clear()
+        return found
+
+
+def _insurance_plan(
+    position: int, line: int | None, plan_id: str, plan: dict[str, Any]
+) -> PlanRecord:
+    problems: list[Problem] = []
+    if plan_id.startswith("#"):
+        problems.append(
+            Problem("id", "the InsurancePlan has no id, so no network can be tied to it")
+        )
+    return PlanRecord(
+        index=position,
+        line=line,
+        key=f"InsurancePlan/{plan_id}",
+        name=_string(plan.get("name")),
+        plan_type=_plan_type(plan),
+        hios_plan_id=_hios_plan_id(plan),
+        problems=problems,
+    )
+
+
+def _plan_type(plan: dict[str, Any]) -> str | None:
+    for concept in _list(plan.get("type")):
+        for system, code in _codings(concept):
+            if system in (PRODUCT_TYPE_SYSTEM, None) and code in _PLAN_TYPES:
+                return _PLAN_TYPES[code]
+    return None
+
+
+def _hios_plan_id(plan: dict[str, Any]) -> str | None:
+    identifiers = list(_list(plan.get("identifier")))
+    for cost_sharing in _list(plan.get("plan")):
+        if isinstance(cost_sharing, dict):
+            identifiers.extend(_list(cost_sharing.get("identifier")))
+    for identifier in identifiers:
+        value = _string(identifier.get("value")) if isinstance(identifier, dict) else None
+        if value and _HIOS_PLAN_ID.match(value.upper()):
+            return value.upper()
+    return None
+
+
+def _practitioner(
+    store: _ResourceStore,
+    position: int,
+    line: int | None,
+    practitioner_id: str,
+    practitioner: dict[str, Any],
+) -> Record:
+    if practitioner_id.startswith("#"):
+        reason = "the Practitioner has no id, so no PractitionerRole can refer to it"
+        return Skipped(index=position, line=line, reason=reason)
+    if practitioner.get("active") is False:
+        return Skipped(index=position, line=line, reason="the Practitioner is inactive")
+    roles = store.roles_of(practitioner_id)
+    if not roles:
+        return Skipped(index=position, line=line, reason="no PractitionerRole")
+    warnings: list[Problem] = []
+    active: list[tuple[str, dict[str, Any]]] = []
+    for role_id, role in roles:
+        if role.get("active") is False:
+            message = "the role is inactive; left out"
+            warnings.append(Problem(f"PractitionerRole/{role_id}.active", message))
+        else:
+            active.append((role_id, role))
+    if not active:
+        return Skipped(index=position, line=line, reason="no active PractitionerRole")
+    specialties, kept_out = _specialties(active)
+    if not specialties:
+        listed = ", ".join(dict.fromkeys(label for _, label in kept_out)) or "none listed"
+        reason = f"no physical-therapy specialty ({listed})"
+        return Skipped(index=position, line=line, reason=reason)
+    warnings.extend(
+        Problem(path, f"{label} is not a physical-therapy specialty; kept out")
+        for path, label in kept_out
+    )
+    path = f"Practitioner/{practitioner_id}"
+    problems: list[Problem] = []
+    first_name, middle_name, last_name, suffix = _name(practitioner)
+    return ProviderRecord(
+        index=position,
+        line=line,
+        npi=_npi(practitioner),
+        first_name=first_name,
+        middle_name=middle_name,
+        last_name=last_name,
+        name_suffix=suffix,
+        credentials=_credentials(practitioner),
+        gender=_gender(practitioner, path, warnings),
+        specialties=specialties,
+        languages=_languages(practitioner, path, warnings),
+        sites=_sites(store, active, problems, warnings),
+        problems=problems,
+        warnings=warnings,
+    )
+
+
+def _specialties(
+    roles: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """(PT codes of all roles, primary first; (path, label) of the specialties kept out)."""
+    codes: list[str] = []
+    kept_out: list[tuple[str, str]] = []
+    for role_id, role in roles:
+        for position, concept in enumerate(_list(role.get("specialty"))):
+            code, label = _specialty_code(concept)
+            if code is not None and _is_physical_therapy(code):
+                if code not in codes:
+                    codes.append(code)
+            else:
+                kept_out.append((f"PractitionerRole/{role_id}.specialty[{position}]", label))
+    return codes, kept_out
+
+
+def _specialty_code(concept: Any) -> tuple[str | None, str]:
+    """(NUCC code, how messages name the specialty); a specialty without one is read by name."""
+    codings = _codings(concept)
+    for system, code in codings:
+        if system == NUCC_SYSTEM and code:
+            return code.upper(), code.upper()
+    text = _string(concept.get("text")) if isinstance(concept, dict) else None
+    if text is None:
+        displays = (_string(c.get("display")) for c in _coding_objects(concept))
+        text = next((display for display in displays if display), None)
+    if text is None:
+        label = next((code for _, code in codings if code), None)
+        return None, repr(label) if label else "a specialty with no NUCC code or name"
+    return nucc_code_for(text), repr(text)
+
+
+def _is_physical_therapy(code: str) -> bool:
+    """Physical Therapist (2251…X, every specialisation) or Physical Therapy Assistant."""
+    return code.startswith("2251") or code == "225200000X"
+
+
+def _npi(practitioner: dict[str, Any]) -> str | None:
+    for identifier in _list(practitioner.get("identifier")):
+        if isinstance(identifier, dict) and identifier.get("system") == NPI_SYSTEM:
+            return _string(identifier.get("value"))
+    return None
+
+
+def _name(practitioner: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """(first, middle, last, suffix) of the first name listed."""
+    names = _list(practitioner.get("name"))
+    name = names[0] if names and isinstance(names[0], dict) else {}
+    given = [part for part in map(_string, _list(name.get("given"))) if part]
+    suffixes = [part for part in map(_string, _list(name.get("suffix"))) if part]
+    return (
+        given[0] if given else None,
+        " ".join(given[1:]) or None,
+        _string(name.get("family")),
+        " ".join(suffixes) or None,
+    )
+
+
+def _gender(practitioner: dict[str, Any], path: str, warnings: list[Problem]) -> str | None:
+    gender = _string(practitioner.get("gender"))
+    if gender is None or gender.lower() == "unknown":
+        return None
+    if gender.lower() not in _GENDERS:
+        warnings.append(
+            Problem(f"{path}.gender", f"{gender!r} is not male, female or other; left out")
+        )
+        return None
+    return gender.lower()
+
+
+def _credentials(practitioner: dict[str, Any]) -> list[str]:
+    """Degrees and licences ("DPT", "MD"): v2-0360 codes, else the qualification's text."""
+    credentials: list[str] = []
+    for qualification in _list(practitioner.get("qualification")):
+        concept = qualification.get("code") if isinstance(qualification, dict) else None
+        if not isinstance(concept, dict):
+            continue
+        codings = _codings(concept)
+        # A taxonomy-coded qualification is a board certification in a
+        # specialty ("Board Certified Internal Medicine"), not a credential.
+        if any(system == NUCC_SYSTEM for system, _ in codings):
+            continue
+        degree = next(
+            (code for system, code in codings if code and (system or "").startswith(DEGREE_SYSTEM)),
+            None,
+        )
+        any_code = next((code for _, code in codings if code), None)
+        credential = degree or _string(concept.get("text")) or any_code
+        if credential and credential not in credentials:
+            credentials.append(credential)
+    return credentials
+
+
+def _languages(practitioner: dict[str, Any], path: str, warnings: list[Problem]) -> list[str]:
+    codes: list[str] = []
+    for position, concept in enumerate(_list(practitioner.get("communication"))):
+        tag = next((code for _, code in _codings(concept) if code), None)
+        # BCP 47 tags: the language is the first subtag ("en-US" → "en").
+        code = tag.split("-")[0].lower() if tag else None
+        if code is not None and code in _language_codes():
+            if code not in codes:
+                codes.append(code)
+            continue
+        shown = repr(tag) if tag else "a language with no code"
+        message = f"{shown} is not an ISO 639-1 language the directory knows; left out"
+        warnings.append(Problem(f"{path}.communication[{position}]", message))
+    return codes
+
+
+@cache
+def _language_codes() -> frozenset[str]:
+    with (DATA_DIR / "languages.csv").open(encoding="utf-8", newline="") as handle:
+        return frozenset(row["code"] for row in csv.DictReader(handle))
+
+
+def _sites(
+    store: _ResourceStore,
+    roles: list[tuple[str, dict[str, Any]]],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> list[SiteRecord]:
+    """One site per Location the roles name; roles at the same Location share it."""
+    sites: dict[str, SiteRecord] = {}
+    accepting: dict[str, set[bool]] = {}  # what each role there says, by Location
+    location_accepting: dict[str, set[bool]] = {}
+    for role_id, role in roles:
+        path = f"PractitionerRole/{role_id}"
+        role_accepting = _new_patients(role, path, problems)
+        plans = _plan_refs(store, role, path, problems)
+        locations = _list(role.get("location"))
+        if not locations:
+            message = "the role names no Location, so it adds no site (nor its networks)"
+            warnings.append(Problem(f"{path}.location", message))
+        for position, reference in enumerate(locations):
+            target = _reference(reference)
+            resolved = store.resolve(target) if target else ""
+            found = store.get(resolved) if resolved.startswith("Location/") else None
+            if found is None:
+                shown = target or "the reference"
+                message = f"{shown} is not a Location in the file"
+                problems.append(Problem(f"{path}.location[{position}]", message))
+                continue
+            location_id, location = found
+            key = f"Location/{location_id}"
+            site = sites.get(key)
+            if site is None:
+                site = sites[key] = _site(location, key, problems)
+                location_accepting[key] = _new_patients(location, key, problems)
+                accepting[key] = set()
+            site.phone = site.phone or _telecom(role, "phone")
+            site.fax = site.fax or _telecom(role, "fax")
+            # The role's own statement is the practitioner's; a Location's is
+            # the practice's, and stands in when the role says nothing.
+            accepting[key] |= role_accepting or location_accepting[key]
+            listed = {plan.key for plan in site.plans}
+            site.plans.extend(_copy(plan) for plan in plans if plan.key not in listed)
+    for key, site in sites.items():
+        # Roles that disagree (accepting through one network, not another)
+        # leave the site unknown rather than promise an appointment.
+        site.accepting_new_patients = (
+            next(iter(accepting[key])) if len(accepting[key]) == 1 else None
+        )
+    return list(sites.values())
+
+
+def _site(location: dict[str, Any], key: str, problems: list[Problem]) -> SiteRecord:
+    address = location.get("address")
+    address = address if isinstance(address, dict) else {}
+    lines = [part for part in map(_string, _list(address.get("line"))) if part]
+    position = location.get("position")
+    position = position if isinstance(position, dict) else {}
+    return SiteRecord(
+        address_line1=lines[0] if lines else None,
+        address_line2=", ".join(lines[1:]) or None,
+        city=_string(address.get("city")),
+        state=_string(address.get("state")),
+        zip=_string(address.get("postalCode")),
+        name=_string(location.get("name")),
+        latitude=_coordinate(position, "latitude", key, problems),
+        longitude=_coordinate(position, "longitude", key, problems),
+        phone=_telecom(location, "phone"),
+        fax=_telecom(location, "fax"),
+    )
+
+
+def _coordinate(
+    position: dict[str, Any], axis: str, key: str, problems: list[Problem]
+) -> float | None:
+    value = position.get(axis)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        message = f"expected a number, found {json_kind(value)}"
+        problems.append(Problem(f"{key}.position.{axis}", message))
+        return None
+    return float(value)
+
+
+def _telecom(resource: dict[str, Any], system: str) -> str | None:
+    """The first-ranked contact point of a kind (phone, fax)."""
+    ranked: list[tuple[int, int, str]] = []
+    for order, point in enumerate(_list(resource.get("telecom"))):
+        if not isinstance(point, dict) or point.get("system") != system:
+            continue
+        value = _string(point.get("value"))
+        rank = point.get("rank")
+        if value:
+            ranked.append((rank if isinstance(rank, int) and rank > 0 else 2**31, order, value))
+    return min(ranked)[2] if ranked else None
+
+
+def _new_patients(resource: dict[str, Any], path: str, problems: list[Problem]) -> set[bool]:
+    """What the resource's newpatients extensions say (one per network, at most)."""
+    values: set[bool] = set()
+    for position, extension in enumerate(_list(resource.get("extension"))):
+        if not isinstance(extension, dict) or extension.get("url") != NEW_PATIENTS:
+            continue
+        for part in _list(extension.get("extension")):
+            if not isinstance(part, dict) or part.get("url") != "acceptingPatients":
+                continue
+            if isinstance(part.get("valueBoolean"), bool):  # drafts of the IG used a boolean
+                values.add(part["valueBoolean"])
+                continue
+            codes = [code for _, code in _codings(part.get("valueCodeableConcept")) if code]
+            known = [code for code in codes if code in _ACCEPTING_CODES]
+            if known:
+                values.add(_ACCEPTING_CODES[known[0]])
+            else:
+                known_codes = ", ".join(_ACCEPTING_CODES)
+                found = f"code {codes[0]!r}" if codes else "without a code"
+                message = f"acceptingPatients {found} is not one of {known_codes}"
+                problems.append(Problem(f"{path}.extension[{position}]", message))
+    return values
+
+
+def _plan_refs(
+    store: _ResourceStore, role: dict[str, Any], path: str, problems: list[Problem]
+) -> list[PlanRef]:
+    """The plans whose networks the role belongs to: InsurancePlans, else the networks."""
+    keys: list[str] = []
+    for position, network in _network_references(role):
+        extension_path = f"{path}.extension[{position}]"
+        if network is None:
+            problems.append(Problem(extension_path, "network-reference without a reference"))
+            continue
+        resolved = store.resolve(network)
+        if not resolved.startswith("Organization/"):
+            message = f"network-reference {network} does not point to an Organization"
+            problems.append(Problem(extension_path, message))
+            continue
+        plan_keys = [f"InsurancePlan/{plan_id}" for plan_id in store.plans_listing(resolved)]
+        if not plan_keys and store.has(resolved):
+            plan_keys = [resolved]
+        if not plan_keys:
+            message = f"network {network} is not in the file, and no InsurancePlan in it lists it"
+            problems.append(Problem(extension_path, message))
+        keys.extend(key for key in plan_keys if key not in keys)
+    period = role.get("period")
+    period = period if isinstance(period, dict) else {}
+    effective_from = _date(period.get("start"), f"{path}.period.start", problems, end=False)
+    effective_to = _date(period.get("end"), f"{path}.period.end", problems, end=True)
+    verified_at = _last_updated(role, path, problems)
+    return [PlanRef(key, None, effective_from, effective_to, verified_at) for key in keys]
+
+
+def _copy(plan: PlanRef) -> PlanRef:
+    return PlanRef(
+        plan.key, plan.network_tier, plan.effective_from, plan.effective_to, plan.verified_at
+    )
+
+
+def _network_references(role: dict[str, Any]) -> Iterator[tuple[int, str | None]]:
+    """(position in `extension`, reference) of each network-reference extension."""
+    for position, extension in enumerate(_list(role.get("extension"))):
+        if isinstance(extension, dict) and extension.get("url") == NETWORK_REFERENCE:
+            yield position, _reference(extension.get("valueReference"))
+
+
+def _date(value: Any, path: str, problems: list[Problem], *, end: bool) -> date | None:
+    """A FHIR date or dateTime; a year or month alone stands for its first or last day."""
+    if value is None:
+        return None
+    match = _FHIR_DATE.match(value) if isinstance(value, str) else None
+    try:
+        if match is None:
+            raise ValueError(value)
+        year, month, day = match.groups()
+        if month is None:
+            return date(int(year), 12, 31) if end else date(int(year), 1, 1)
+        if day is None:
+            last = calendar.monthrange(int(year), int(month))[1]
+            return date(int(year), int(month), last if end else 1)
+        return date(int(year), int(month), int(day))
+    except ValueError:  # the pattern, or a day the calendar lacks (2025-02-30)
+        problems.append(Problem(path, f"{value!r} is not a FHIR date (YYYY-MM-DD)"))
+        return None
+
+
+def _last_updated(resource: dict[str, Any], path: str, problems: list[Problem]) -> datetime | None:
+    meta = resource.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        message = f"{value!r} is not a FHIR instant (such as 2025-01-31T09:00:00Z)"
+        problems.append(Problem(f"{path}.meta.lastUpdated", message))
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _reference(value: Any) -> str | None:
+    """A Reference's target as "Type/id"; absolute URLs and versions are cut to that."""
+    reference = _string(value.get("reference")) if isinstance(value, dict) else None
+    if reference is None or reference.startswith(("urn:", "#")):
+        return reference
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else reference
+
+
+def _codings(concept: Any) -> list[tuple[str | None, str | None]]:
+    """(system, code) of each coding of a CodeableConcept."""
+    return [(_string(c.get("system")), _string(c.get("code"))) for c in _coding_objects(concept)]
+
+
+def _coding_objects(concept: Any) -> list[dict[str, Any]]:
+    codings = _list(concept.get("coding")) if isinstance(concept, dict) else []
+    return [coding for coding in codings if isinstance(coding, dict)]
+
+
+def _list(value: Any) -> list[Any]:
+    """The list itself, not a copy: callers only read it."""
+    return value if isinstance(value, list) else []
+
+
+def _string(value: Any) -> str | None:
+    if type(value) is str:  # nearly always: spare the checks below
+        return value.strip() or None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value).strip() or None

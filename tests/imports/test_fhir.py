@@ -1,0 +1,812 @@
+import codecs
+import io
+import json
+import tempfile
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.imports.formats.fhir import parse_bundle, parse_ndjson
+from app.imports.records import (
+    ImportFileError,
+    PlanRecord,
+    PlanRef,
+    Problem,
+    ProviderRecord,
+    Record,
+    SiteRecord,
+    Skipped,
+)
+from tests.imports import parser_helpers
+from tests.imports.parser_helpers import (
+    FIXTURES,
+    Parser,
+    count_and_peak_memory,
+    read,
+    refusal,
+)
+
+PLAN_NET = "http://hl7.org/fhir/us/davinci-pdex-plan-net/"
+NUCC = "http://nucc.org/provider-taxonomy"
+fixture = partial(parser_helpers.fixture, "plannet")
+ndjson = partial(read, parse_ndjson)
+bundle = partial(read, parse_bundle)
+
+
+def as_ndjson(*resources: dict[str, Any]) -> bytes:
+    return "".join(json.dumps(resource) + "\n" for resource in resources).encode()
+
+
+def as_bundle(*resources: dict[str, Any]) -> bytes:
+    entries = [{"resource": resource} for resource in resources]
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
+
+
+def practitioner(id: str = "pt", **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Practitioner",
+        "id": id,
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        "name": [{"family": "García", "given": ["Ana"]}],
+        **fields,
+    }
+
+
+def specialty(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": NUCC, "code": code}]}
+
+
+def role(
+    id: str = "role",
+    practitioner: str = "pt",
+    locations: tuple[str, ...] = ("loc",),
+    extension: tuple[dict[str, Any], ...] = (),
+    **fields: Any,
+) -> dict[str, Any]:
+    return {
+        "resourceType": "PractitionerRole",
+        "id": id,
+        "practitioner": {"reference": f"Practitioner/{practitioner}"},
+        "specialty": [specialty("2251N0400X")],
+        "location": [{"reference": f"Location/{location}"} for location in locations],
+        "extension": list(extension),
+        **fields,
+    }
+
+
+def location(id: str = "loc", **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Location",
+        "id": id,
+        "address": {"line": ["5 Elm St"], "city": "Evanston", "state": "IL", "postalCode": "60201"},
+        **fields,
+    }
+
+
+def network(id: str) -> dict[str, Any]:
+    return {"resourceType": "Organization", "id": id, "name": f"Network {id}"}
+
+
+def insurance_plan(id: str, *networks: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "InsurancePlan",
+        "id": id,
+        "name": f"Plan {id}",
+        "network": [{"reference": f"Organization/{network}"} for network in networks],
+        **fields,
+    }
+
+
+def network_reference(id: str) -> dict[str, Any]:
+    return {
+        "url": f"{PLAN_NET}StructureDefinition/network-reference",
+        "valueReference": {"reference": f"Organization/{id}"},
+    }
+
+
+def new_patients(code: str) -> dict[str, Any]:
+    return {
+        "url": f"{PLAN_NET}StructureDefinition/newpatients",
+        "extension": [
+            {
+                "url": "acceptingPatients",
+                "valueCodeableConcept": {
+                    "coding": [
+                        {"system": f"{PLAN_NET}CodeSystem/AcceptingPatientsCS", "code": code}
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def provider_of(records: list[Record]) -> ProviderRecord:
+    [found] = [record for record in records if isinstance(record, ProviderRecord)]
+    return found
+
+
+def unordered(records: list[Record]) -> list[str]:
+    """The records with what follows file order (positions, plan order) taken out."""
+    for record in records:
+        record.index, record.line = 0, None
+        if isinstance(record, ProviderRecord):
+            for site in record.sites:
+                site.plans.sort(key=lambda plan: plan.key)
+    return sorted(map(repr, records))
+
+
+# The IG's own examples: physicians and a counselor, and two QHPs.
+
+
+@pytest.mark.parametrize(
+    ("parse", "name", "lines"),
+    [
+        (parse_ndjson, "examples.ndjson", True),
+        (parse_bundle, "examples_bundle.json", False),
+    ],
+)
+def test_ig_examples(parse: Parser, name: str, lines: bool) -> None:
+    with (FIXTURES / "plannet" / name).open("rb") as stream:
+        records = list(parse(stream))
+
+    def line(index: int) -> int | None:
+        return index + 1 if lines else None
+
+    acme_plans = [
+        PlanRecord(
+            index=index,
+            line=line(index),
+            key=f"InsurancePlan/AcmeQHP{metal}",
+            name=f"Acme of CT QHP {metal}",
+            plan_type="marketplace",
+            hios_plan_id=None,
+        )
+        for index, metal in ((11, "Bronze"), (12, "Gold"))
+    ]
+    assert records == [
+        *acme_plans,
+        Skipped(index=40, line=line(40), reason="no physical-therapy specialty (101YP2500X)"),
+        Skipped(index=41, line=line(41), reason="no physical-therapy specialty (207R00000X)"),
+        Skipped(index=42, line=line(42), reason="no physical-therapy specialty (207R00000X)"),
+    ]
+
+
+# Physical therapists in the same format.
+
+
+def pt_fixture_records() -> list[Record]:
+    return ndjson(fixture("physical_therapists.ndjson"))
+
+
+def test_plans_come_first_then_unlisted_networks() -> None:
+    plans = [record for record in pt_fixture_records() if isinstance(record, PlanRecord)]
+    assert plans == [
+        PlanRecord(
+            index=5,
+            line=7,  # a blank line precedes it
+            key="InsurancePlan/plan-gold",
+            name="Acme Gold PPO",
+            plan_type="marketplace",
+            hios_plan_id="12345IL0010001",
+        ),
+        PlanRecord(
+            index=6,
+            line=8,
+            key="InsurancePlan/plan-medicare",
+            name="Acme Medicare Advantage",
+            plan_type="medicare_advantage",
+            hios_plan_id=None,
+        ),
+        PlanRecord(
+            index=7,
+            line=9,
+            key="InsurancePlan/plan-dental",
+            name="Acme Dental",
+            plan_type=None,
+            hios_plan_id=None,
+        ),
+        # Listed by no InsurancePlan, named by a role: the network stands for its plans.
+        PlanRecord(
+            index=10,
+            line=12,
+            key="Organization/net-medicaid",
+            name="Acme Medicaid Network",
+            plan_type=None,
+            hios_plan_id=None,
+        ),
+    ]
+    assert isinstance(pt_fixture_records()[4], ProviderRecord)
+
+
+def test_neurology_pt_with_two_locations_maps_every_field() -> None:
+    # The role precedes both its Locations and the network and plans it names.
+    records = pt_fixture_records()
+    verified_at = datetime(2024, 6, 1, 16, 30, 0, 123456, tzinfo=UTC)
+    plans = [
+        PlanRef("InsurancePlan/plan-gold", None, date(2024, 1, 1), date(2025, 12, 31), verified_at),
+        PlanRef(
+            "InsurancePlan/plan-medicare", None, date(2024, 1, 1), date(2025, 12, 31), verified_at
+        ),
+    ]
+    assert records[4] == ProviderRecord(
+        index=0,
+        line=1,
+        npi="1234567893",
+        first_name="Ana",
+        middle_name="María Luisa",
+        last_name="García",
+        name_suffix="Jr.",
+        credentials=["DPT", "OCS"],
+        gender="female",
+        specialties=["2251N0400X"],
+        languages=["en", "es"],
+        sites=[
+            SiteRecord(
+                name="Lakeshore Neuro Rehab",
+                address_line1="100 N Michigan Ave",
+                address_line2="Suite 400, Floor 4",
+                city="Chicago",
+                state="IL",
+                zip="60601",
+                latitude=41.8837,
+                longitude=-87.6245,
+                phone="312-555-0198",  # the Location's, best ranked
+                fax="312-555-0101",  # the role's: the Location lists none
+                accepting_new_patients=True,  # the role's newpt, over the Location's
+                plans=plans,
+            ),
+            SiteRecord(
+                name="Harrison Street Clinic",
+                address_line1="2200 W Harrison St",
+                address_line2=None,
+                city="Chicago",
+                state="IL",
+                zip="60612-3833",
+                phone="312-555-0100",  # the role's: the Location lists none
+                fax="312-555-0101",
+                accepting_new_patients=True,
+                plans=plans,
+            ),
+        ],
+        warnings=[
+            Problem(
+                "PractitionerRole/pt-neuro-role.specialty[1]",
+                "207R00000X is not a physical-therapy specialty; kept out",
+            ),
+            Problem(
+                "Practitioner/pt-neuro.communication[2]",
+                "'tlh' is not an ISO 639-1 language the directory knows; left out",
+            ),
+        ],
+    )
+
+
+def test_location_before_role_and_network_without_plan() -> None:
+    records = pt_fixture_records()
+    assert records[5] == ProviderRecord(
+        index=12,
+        line=14,
+        npi="1245319599",
+        first_name="Ben",
+        last_name="Okafor",
+        gender="male",
+        specialties=["2251X0800X"],
+        sites=[
+            SiteRecord(
+                name="Evanston Ortho PT",
+                address_line1="5 Elm St",
+                city="Evanston",
+                state="IL",
+                zip="60201",
+                latitude=42.05,
+                longitude=-87.68,
+                phone="847-555-0123",
+                accepting_new_patients=False,
+                plans=[
+                    PlanRef(
+                        "Organization/net-medicaid",
+                        verified_at=datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC),
+                    )
+                ],
+            )
+        ],
+    )
+
+
+def test_skip_reasons_and_missing_location() -> None:
+    records = pt_fixture_records()
+    assert records[6:] == [
+        Skipped(index=13, line=15, reason="no physical-therapy specialty (207R00000X)"),
+        Skipped(index=15, line=17, reason="no PractitionerRole"),
+        ProviderRecord(
+            index=16,
+            line=18,
+            npi="1234567895",
+            first_name="Lee",
+            last_name="Lost",
+            specialties=["225100000X"],
+            problems=[
+                Problem(
+                    "PractitionerRole/pt-lost-role.location[0]",
+                    "Location/nowhere is not a Location in the file",
+                )
+            ],
+        ),
+    ]
+    assert len(records) == 9
+
+
+def test_bundle_gives_the_ndjson_records_without_lines() -> None:
+    from_bundle = bundle(fixture("physical_therapists_bundle.json"))
+    from_ndjson = pt_fixture_records()
+    assert [record.line for record in from_bundle] == [None] * len(from_ndjson)
+    for record in from_ndjson:
+        record.line = None
+    assert from_bundle == from_ndjson
+
+
+def test_any_order_of_resources_gives_the_same_records() -> None:
+    resources = [line for line in fixture("physical_therapists.ndjson").splitlines() if line]
+    forward = ndjson(b"\n".join(resources))
+    backward = ndjson(b"\n".join(resources[::-1]))
+    assert len(forward) == 9
+    assert unordered(backward) == unordered(forward)
+
+
+@pytest.mark.parametrize(
+    ("code", "accepting"),
+    [("newpt", True), ("nopt", False), ("existptonly", False), ("existptfam", False)],
+)
+def test_accepting_patients_codes(code: str, accepting: bool) -> None:
+    record = provider_of(
+        ndjson(as_ndjson(practitioner(), role(extension=(new_patients(code),)), location()))
+    )
+    assert [site.accepting_new_patients for site in record.sites] == [accepting]
+    assert record.problems == []
+
+
+def test_an_unknown_accepting_patients_code_is_a_problem() -> None:
+    record = provider_of(
+        ndjson(as_ndjson(practitioner(), role(extension=(new_patients("maybe"),)), location()))
+    )
+    assert record.problems == [
+        Problem(
+            "PractitionerRole/role.extension[0]",
+            "acceptingPatients code 'maybe' is not one of newpt, nopt, existptonly, existptfam",
+        )
+    ]
+
+
+def test_the_location_says_when_the_role_does_not() -> None:
+    resources = (
+        practitioner(),
+        role(locations=("open", "closed", "silent")),
+        location("open", extension=[new_patients("newpt")]),
+        location("closed", extension=[new_patients("existptonly")]),
+        location("silent"),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert [site.accepting_new_patients for site in record.sites] == [True, False, None]
+
+
+def test_roles_at_one_location_share_a_site() -> None:
+    resources = (
+        practitioner(),
+        role("a", extension=(new_patients("newpt"), network_reference("net-a"))),
+        role("b", extension=(new_patients("nopt"), network_reference("net-b"))),
+        role("c", extension=(network_reference("net-a"),)),
+        network("net-a"),
+        network("net-b"),
+        location(),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    [site] = record.sites
+    # Accepting through one network and not another: nothing to promise.
+    assert site.accepting_new_patients is None
+    assert [plan.key for plan in site.plans] == ["Organization/net-a", "Organization/net-b"]
+
+
+def test_a_network_listed_by_plans_becomes_those_plans() -> None:
+    resources = (
+        insurance_plan("gold", "net"),
+        practitioner(),
+        role(extension=(network_reference("net"),)),
+        location(),
+        insurance_plan("silver", "other", "net"),
+    )
+    records = ndjson(as_ndjson(*resources))
+    assert [record.key for record in records if isinstance(record, PlanRecord)] == [
+        "InsurancePlan/gold",
+        "InsurancePlan/silver",
+    ]
+    record = provider_of(records)
+    assert [plan.key for plan in record.sites[0].plans] == [
+        "InsurancePlan/gold",
+        "InsurancePlan/silver",
+    ]
+    assert record.problems == []
+
+
+def test_a_network_not_in_the_file_is_a_problem() -> None:
+    resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert record.problems == [
+        Problem(
+            "PractitionerRole/role.extension[0]",
+            "network Organization/elsewhere is not in the file, "
+            "and no InsurancePlan in it lists it",
+        )
+    ]
+    assert record.sites[0].plans == []
+
+
+@pytest.mark.parametrize(
+    ("period", "effective"),
+    [
+        ({"start": "2024-03-15", "end": "2025-06-30"}, (date(2024, 3, 15), date(2025, 6, 30))),
+        ({"start": "2024-02", "end": "2024-02"}, (date(2024, 2, 1), date(2024, 2, 29))),
+        ({"start": "2024", "end": "2026"}, (date(2024, 1, 1), date(2026, 12, 31))),
+        ({"start": "2024-03-15T08:00:00-05:00"}, (date(2024, 3, 15), None)),
+        ({}, (None, None)),
+    ],
+)
+def test_role_period_gives_plan_dates(
+    period: dict[str, str], effective: tuple[date | None, date | None]
+) -> None:
+    resources = (
+        practitioner(),
+        role(extension=(network_reference("net"),), period=period),
+        location(),
+        network("net"),
+    )
+    [plan] = provider_of(ndjson(as_ndjson(*resources))).sites[0].plans
+    assert (plan.effective_from, plan.effective_to) == effective
+
+
+def test_unreadable_period_and_last_updated_are_problems() -> None:
+    resources = (
+        practitioner(),
+        role(
+            extension=(network_reference("net"),),
+            period={"start": "2024-02-30", "end": "soon"},
+            meta={"lastUpdated": "yesterday"},
+        ),
+        location(),
+        network("net"),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert [(problem.field, problem.message) for problem in record.problems] == [
+        ("PractitionerRole/role.period.start", "'2024-02-30' is not a FHIR date (YYYY-MM-DD)"),
+        ("PractitionerRole/role.period.end", "'soon' is not a FHIR date (YYYY-MM-DD)"),
+        (
+            "PractitionerRole/role.meta.lastUpdated",
+            "'yesterday' is not a FHIR instant (such as 2025-01-31T09:00:00Z)",
+        ),
+    ]
+
+
+def test_specialties_of_all_roles_pt_codes_only_primary_first() -> None:
+    resources = (
+        practitioner(),
+        role("a", specialty=[specialty("207R00000X"), specialty("2251x0800x")]),
+        role(
+            "b",
+            specialty=[
+                specialty("2251N0400X"),
+                specialty("2251X0800X"),
+                {"text": "Sports Physical Therapy"},
+                {"text": "Massage"},
+            ],
+        ),
+        location(),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert record.specialties == ["2251X0800X", "2251N0400X", "2251S0007X"]
+    assert record.warnings == [
+        Problem(
+            "PractitionerRole/a.specialty[0]",
+            "207R00000X is not a physical-therapy specialty; kept out",
+        ),
+        Problem(
+            "PractitionerRole/b.specialty[3]",
+            "'Massage' is not a physical-therapy specialty; kept out",
+        ),
+    ]
+    # Two roles at one Location: one site.
+    assert len(record.sites) == 1
+
+
+def test_inactive_roles_are_left_out() -> None:
+    resources = (
+        practitioner(),
+        role("old", locations=("old-loc",), active=False),
+        role("now"),
+        location(),
+        location("old-loc"),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert len(record.sites) == 1
+    assert record.warnings == [
+        Problem("PractitionerRole/old.active", "the role is inactive; left out")
+    ]
+    only_inactive = ndjson(as_ndjson(practitioner(), role(active=False), location()))
+    assert only_inactive == [Skipped(index=0, line=1, reason="no active PractitionerRole")]
+    retired = ndjson(as_ndjson(practitioner(active=False), role(), location()))
+    assert retired == [Skipped(index=0, line=1, reason="the Practitioner is inactive")]
+
+
+def test_a_role_without_location_adds_no_site() -> None:
+    record = provider_of(ndjson(as_ndjson(practitioner(), role(locations=()))))
+    assert record.sites == []
+    assert record.warnings == [
+        Problem(
+            "PractitionerRole/role.location",
+            "the role names no Location, so it adds no site (nor its networks)",
+        )
+    ]
+
+
+def test_unknown_gender_and_other_gender() -> None:
+    def gender_of(value: str) -> tuple[str | None, list[Problem]]:
+        record = provider_of(ndjson(as_ndjson(practitioner(gender=value), role(), location())))
+        return record.gender, record.warnings
+
+    assert gender_of("other") == ("other", [])
+    assert gender_of("unknown") == (None, [])
+    assert gender_of("robot") == (
+        None,
+        [Problem("Practitioner/pt.gender", "'robot' is not male, female or other; left out")],
+    )
+
+
+def test_a_practitioner_without_id_is_skipped() -> None:
+    nameless = practitioner()
+    del nameless["id"]
+    assert ndjson(as_ndjson(nameless)) == [
+        Skipped(
+            index=0,
+            line=1,
+            reason="the Practitioner has no id, so no PractitionerRole can refer to it",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "plan_type"),
+    [
+        ("qhp", "marketplace"),
+        ("medi", "medicaid"),
+        ("mediadvhmo", "medicare_advantage"),
+        ("medib", "medicare_part_b"),
+        ("commppo", "commercial"),
+        ("medid", None),
+        ("vis", None),
+    ],
+)
+def test_plan_types(code: str, plan_type: str | None) -> None:
+    coding = {"system": f"{PLAN_NET}CodeSystem/InsuranceProductTypeCS", "code": code}
+    [record] = ndjson(as_ndjson(insurance_plan("p", type=[{"coding": [coding]}])))
+    assert isinstance(record, PlanRecord)
+    assert record.plan_type == plan_type
+
+
+def test_duplicate_resources_keep_the_first_copy() -> None:
+    resources = (
+        practitioner(),
+        role(),
+        location(name="First"),
+        location(name="Second"),
+    )
+    assert provider_of(ndjson(as_ndjson(*resources))).sites[0].name == "First"
+
+
+def test_bundle_references_by_urn_and_resource_type_after_entries() -> None:
+    entries = [
+        {"fullUrl": "urn:uuid:0001", "resource": practitioner("p-1")},
+        {
+            "fullUrl": "urn:uuid:0002",
+            "resource": role(extension=(network_reference("x"),)),
+        },
+        {"fullUrl": "urn:uuid:0003", "resource": location("l-1")},
+        {"fullUrl": "urn:uuid:0004", "resource": network("n-1")},
+        {"request": {"method": "DELETE", "url": "Location/gone"}},
+    ]
+    entries[1]["resource"]["practitioner"] = {"reference": "urn:uuid:0001"}
+    entries[1]["resource"]["location"] = [{"reference": "urn:uuid:0003"}]
+    entries[1]["resource"]["extension"][0]["valueReference"] = {"reference": "urn:uuid:0004"}
+    data = json.dumps({"type": "transaction", "entry": entries, "resourceType": "Bundle"})
+    records = bundle(data.encode())
+    assert [record.key for record in records if isinstance(record, PlanRecord)] == [
+        "Organization/n-1"
+    ]
+    record = provider_of(records)
+    assert record.index == 0
+    assert [plan.key for plan in record.sites[0].plans] == ["Organization/n-1"]
+    assert record.sites[0].address_line1 == "5 Elm St"
+    assert record.problems == []
+
+
+# The file as a whole.
+
+
+def test_temporary_database_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    data = fixture("physical_therapists.ndjson")
+    assert len(ndjson(data)) == 9
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ImportFileError):
+        ndjson(data + b'{"resourceType": "Location", "id"')
+    assert list(tmp_path.iterdir()) == []
+    records = parse_ndjson(io.BytesIO(data))
+    assert isinstance(next(records), PlanRecord)
+    assert len(list(tmp_path.iterdir())) == 1
+    records.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("parse", "name"),
+    [
+        (parse_ndjson, "physical_therapists.ndjson"),
+        (parse_bundle, "physical_therapists_bundle.json"),
+    ],
+)
+def test_utf8_byte_order_mark_is_accepted(parse: Parser, name: str) -> None:
+    data = fixture(name)
+    assert read(parse, codecs.BOM_UTF8 + data) == read(parse, data)
+
+
+@pytest.mark.parametrize("parse", [parse_ndjson, parse_bundle])
+def test_utf16_is_refused(parse: Parser) -> None:
+    data = fixture("physical_therapists.ndjson").decode("utf-8").encode("utf-16")
+    with pytest.raises(ImportFileError, match=r"^the file is encoded as UTF-16; save it as UTF-8"):
+        read(parse, data)
+
+
+@pytest.mark.parametrize(
+    ("parse", "name", "line"),
+    [
+        (parse_ndjson, "physical_therapists.ndjson", 1),
+        # "García" first stands in the narrative, on line 12 of the indented Bundle.
+        (parse_bundle, "physical_therapists_bundle.json", 12),
+    ],
+)
+def test_latin1_bytes_are_refused_with_the_line(parse: Parser, name: str, line: int) -> None:
+    data = fixture(name).decode("utf-8").encode("latin-1")
+    refused = refusal(parse, data)
+    assert refused.message == (
+        f"the file is not valid UTF-8 on line {line} (byte 0xed); save it as UTF-8 and upload "
+        "again (Latin-1 and Windows-1252 are not accepted)"
+    )
+    assert refused.line == line
+
+
+@pytest.mark.parametrize("parse", [parse_ndjson, parse_bundle])
+@pytest.mark.parametrize("data", [b"", b"\n  \n\r\n", codecs.BOM_UTF8])
+def test_empty_file(parse: Parser, data: bytes) -> None:
+    with pytest.raises(ImportFileError, match=r"^the file is empty$"):
+        read(parse, data)
+
+
+def test_ndjson_truncated_last_line() -> None:
+    data = fixture("physical_therapists.ndjson")
+    cut = data[: data.rindex(b"Lost") + 2]
+    refused = refusal(parse_ndjson, cut + b"\n\n")
+    assert refused.message == (
+        "line 18, the last line, is not valid JSON: the file looks truncated (upload cut short?)"
+    )
+    assert refused.line == 18
+
+
+def test_ndjson_invalid_line_in_the_middle() -> None:
+    data = as_ndjson(practitioner()) + b'{"resourceType": "Location",}\n' + as_ndjson(location())
+    refused = refusal(parse_ndjson, data)
+    assert refused.message == (
+        "line 2 is not valid JSON: Expecting property name enclosed in double quotes at column 29"
+    )
+    assert refused.line == 2
+
+
+def test_ndjson_pretty_printed_file_is_refused_with_a_hint() -> None:
+    refused = refusal(parse_ndjson, json.dumps(practitioner(), indent=2).encode())
+    assert refused.message.startswith("line 1 is not valid JSON: ")
+    assert refused.message.endswith("(NDJSON has one whole resource per line: is this a Bundle?)")
+
+
+@pytest.mark.parametrize(
+    ("line", "found"),
+    [
+        (b"[1, 2]", "a list"),
+        (b'"Practitioner"', "a string"),
+        (b'{"id": "pt"}', "an object without a resourceType"),
+    ],
+)
+def test_ndjson_line_that_is_not_a_resource_is_refused(line: bytes, found: str) -> None:
+    refused = refusal(
+        parse_ndjson, as_ndjson(practitioner()) + line + b"\n" + as_ndjson(location())
+    )
+    assert refused.message == (
+        f"line 2 is not a FHIR resource (a JSON object with a resourceType); found {found}"
+    )
+    assert refused.line == 2
+
+
+def test_ndjson_line_holding_a_bundle_is_refused() -> None:
+    with pytest.raises(ImportFileError, match=r"^line 1 is a whole Bundle; NDJSON has one"):
+        ndjson(as_bundle(practitioner()).replace(b"\n", b" ") + b"\n")
+
+
+def test_bundle_of_another_resource_type_is_refused() -> None:
+    refused = refusal(parse_bundle, json.dumps(practitioner()).encode())
+    assert refused.message == "expected a Bundle, found Practitioner"
+    refused = refusal(parse_bundle, b'{"entry": []}')
+    assert refused.message == ("expected a Bundle, found a JSON object without a resourceType")
+
+
+def test_bundle_that_is_an_array_is_refused() -> None:
+    refused = refusal(parse_bundle, b'[{"resourceType": "Practitioner"}]')
+    assert refused.message == (
+        'expected a FHIR Bundle (a JSON object with "resourceType": "Bundle"), found a JSON array'
+    )
+
+
+def test_bundle_truncated() -> None:
+    data = fixture("physical_therapists_bundle.json")
+    refused = refusal(parse_bundle, data[: len(data) // 2])
+    assert refused.message == ("the file ends before the JSON is complete (truncated upload?)")
+
+
+def test_bundle_malformed_names_the_entry_reached() -> None:
+    data = as_bundle(practitioner(), role(), location()).replace(b'}}, {"resource"', b'}} {"r', 1)
+    refused = refusal(parse_bundle, data)
+    assert refused.message.startswith("the file is not valid JSON at entry 1: ")
+
+
+def test_bundle_entry_without_a_resource_object_is_refused() -> None:
+    data = json.dumps({"resourceType": "Bundle", "entry": [{"resource": "Practitioner/pt"}]})
+    refused = refusal(parse_bundle, data.encode())
+    assert refused.message == (
+        "entry 0 of the Bundle holds no FHIR resource (a JSON object with a resourceType)"
+    )
+
+
+def is_clean_provider(record: Record) -> bool:
+    return isinstance(record, ProviderRecord) and not record.problems
+
+
+def write_large_directory(path: Path, count: int, *, as_bundle: bool) -> None:
+    """`count` resources: thirds of Practitioners, their roles and their Locations."""
+    # Read and dropped: a narrative as long as many directories write.
+    narrative = {"status": "generated", "div": "<div>" + "x" * 2000 + "</div>"}
+    with path.open("w", encoding="utf-8") as handle:
+        if as_bundle:
+            handle.write('{"resourceType": "Bundle", "type": "collection", "entry": [\n')
+        first = network("net")
+        handle.write(json.dumps({"resource": first} if as_bundle else first))
+        for number in range(count // 3):
+            for resource in (
+                role(f"r{number}", f"p{number}", (f"l{number}",), (network_reference("net"),)),
+                practitioner(f"p{number}", name=[{"family": f"Last{number}", "given": ["Ana"]}]),
+                location(f"l{number}", position={"latitude": 41.9, "longitude": -87.6}),
+            ):
+                resource["text"] = narrative
+                text = json.dumps({"resource": resource} if as_bundle else resource)
+                handle.write((",\n" if as_bundle else "\n") + text)
+        handle.write("]}\n" if as_bundle else "\n")
+
+
+@pytest.mark.parametrize(("parse", "is_bundle"), [(parse_ndjson, False), (parse_bundle, True)])
+def test_memory_stays_flat_over_a_large_file(
+    parse: Parser, is_bundle: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "directory.json"
+    count, bound = 12_000, 3_000_000
+    write_large_directory(path, count, as_bundle=is_bundle)
+    assert path.stat().st_size > 6 * bound
+    providers, peak = count_and_peak_memory(parse, path, counted=is_clean_provider)
+    assert providers == count // 3
+    # The resources read would take tens of MB; the records alone about 6 MB.
+    assert peak < bound, f"peak traced memory {peak:,} bytes"
