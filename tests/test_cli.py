@@ -297,3 +297,40 @@ def test_serve_migrates_and_answers_on_its_port(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def test_import_runs_a_roster_and_prints_a_summary(
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PTDIR_IMPORT_DIR", str(tmp_path / "imports"))
+    get_settings.cache_clear()
+    assert run(capsys, "db", "upgrade")[0] == 0
+    with Session(engine) as session, session.begin():
+        session.add(Payer(name="Prairie Health"))
+    example = ROOT / "data" / "roster_example.csv"
+
+    code, out, err = run(capsys, "import", str(example), "--format", "csv", "--payer", "1")
+    assert code == 0, err
+    assert "Import job 1: succeeded" in out
+    therapists_line = next(line for line in out.splitlines() if "therapists" in line)
+    assert therapists_line.split()[1:3] == ["4", "0"]  # created, updated
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(SearchPractice)) == 5
+
+    code, out, _ = run(capsys, "import", str(example), "--format", "csv", "--payer", "1")
+    assert code == 0
+    therapists_line = next(line for line in out.splitlines() if "therapists" in line)
+    assert therapists_line.split()[1:4] == ["0", "0", "4"]  # the second time: unchanged
+
+    code, _, err = run(capsys, "import", str(example), "--format", "qhp", "--payer", "1")
+    assert code == 2
+    assert "does not start with '['" in err
+    code, _, err = run(capsys, "import", str(example), "--format", "csv", "--payer", "9")
+    assert (code, err.strip()) == (2, "error: payer 9 does not exist")
+    code, _, err = run(capsys, "import", str(example), "--format", "nppes", "--payer", "1")
+    assert code == 2
+    assert "leave out --payer" in err

@@ -1,0 +1,102 @@
+"""Each format, imported and then searched: the same roster whatever the file's shape."""
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.imports.formats import Format
+from app.imports.service import OnError
+from app.locations.models import GeocodePrecision, Location
+from app.networks.models import Payer, Plan
+from tests.conftest import Backend
+from tests.imports.helpers import checksum, import_bytes
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+ROSTER = ("therapists", "locations", "practices", "participations", "plans", "search_practices")
+
+
+def add_payer(db: Session) -> int:
+    payer = Payer(name="Acme Health")
+    db.add(payer)
+    db.commit()
+    return payer.id
+
+
+def near_chicago(client: TestClient, **params: object) -> list[str]:
+    response = client.get(
+        "/v1/search/therapists", params={"lat": 41.88, "lon": -87.63, "radius": 30} | params
+    )
+    assert response.status_code == 200, response.text
+    return sorted(item["npi"] for item in response.json()["items"])
+
+
+def test_plan_net_ndjson_and_bundle_give_the_same_directory(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db)
+    ndjson = (FIXTURES / "plannet" / "physical_therapists.ndjson").read_bytes()
+    first = import_bytes(
+        backend.engine,
+        tmp_path,
+        ndjson,
+        payer_id=payer_id,
+        format=Format.FHIR,
+        on_error=OnError.SKIP,
+    )
+    assert first.succeeded, first.issues
+    assert (first.counts.records_imported, first.counts.records_invalid) == (2, 1)
+    assert first.skipped == {"no physical-therapy specialty": 1, "no PractitionerRole": 1}
+    refused = {(issue.line, issue.field) for issue in first.issues if issue.level == "error"}
+    assert (18, "PractitionerRole/pt-lost-role.location[0]") in refused
+    after_ndjson = checksum(backend.engine, *ROSTER)
+
+    bundle = (FIXTURES / "plannet" / "physical_therapists_bundle.json").read_bytes()
+    second = import_bytes(
+        backend.engine,
+        tmp_path,
+        bundle,
+        payer_id=payer_id,
+        format=Format.FHIR,
+        on_error=OnError.SKIP,
+    )
+    assert second.counts.therapists_unchanged == 2
+    assert checksum(backend.engine, *ROSTER) == after_ndjson
+
+    gold = db.scalars(select(Plan).where(Plan.name == "Acme Gold PPO")).one()
+    assert gold.hios_plan_id == "12345IL0010001"
+    # The neurology PT's roles ended in 2025 (their `period`): listed, but not in force.
+    assert near_chicago(client, plan_id=gold.id) == []
+    medicaid = db.scalars(select(Plan).where(Plan.name == "Acme Medicaid Network")).one()
+    assert near_chicago(client, plan_id=medicaid.id) == ["1245319599"]
+    assert near_chicago(client, specialty="neurology") == ["1234567893"]
+    assert near_chicago(client) == ["1234567893", "1245319599"]
+    # Location.position became the coordinates of the sites that have one.
+    placed = {
+        (location.latitude, location.longitude): location.geocode_precision
+        for location in db.scalars(select(Location))
+    }
+    assert placed[(41.8837, -87.6245)] is GeocodePrecision.PROVIDED
+
+
+def test_qhp_physical_therapists_are_searchable_by_plan(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db)
+    providers = (FIXTURES / "qhp" / "physical_therapists.json").read_bytes()
+    outcome = import_bytes(
+        backend.engine,
+        tmp_path,
+        providers,
+        payer_id=payer_id,
+        format=Format.QHP,
+        on_error=OnError.SKIP,
+    )
+    assert outcome.succeeded, outcome.issues
+    assert outcome.counts.records_imported == 2
+    assert outcome.counts.records_skipped == 2
+    plan = db.scalars(select(Plan).where(Plan.hios_plan_id == "12345IL0010001")).one()
+    assert plan.plan_type == "marketplace"
+    found = near_chicago(client, plan_id=plan.id, specialty="neurology")
+    assert found == ["1234567893"]

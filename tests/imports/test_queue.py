@@ -1,0 +1,99 @@
+"""The job queue: claimed once each, a payer's jobs in order, served by `ptdir worker`."""
+
+import threading
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app.imports import jobs
+from app.imports.formats import Format
+from app.imports.models import ImportJob, JobStatus
+from app.imports.roster import Mode
+from app.imports.service import ImportRequest
+from app.networks.models import Payer
+from tests.conftest import Backend
+from tests.imports.helpers import roster_csv, roster_state, row
+
+
+def queue(backend: Backend, tmp_path: Path, payer_id: int, content: bytes, name: str) -> int:
+    upload = tmp_path / f"{name}.upload"
+    upload.write_bytes(content)
+    request = ImportRequest(format=Format.CSV, mode=Mode.REPLACE, payer_id=payer_id, upload=upload)
+    with Session(backend.engine) as session, session.begin():
+        job = jobs.create_job(session, request=request, api_key_id=None, bytes_total=len(content))
+        return job.id
+
+
+def add_payers(db: Session, *names: str) -> list[int]:
+    payers = [Payer(name=name) for name in names]
+    db.add_all(payers)
+    db.commit()
+    return [payer.id for payer in payers]
+
+
+def status(backend: Backend, job_id: int) -> JobStatus:
+    with Session(backend.engine) as session:
+        return session.get_one(ImportJob, job_id).status
+
+
+def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(
+    backend: Backend, db: Session, tmp_path: Path
+) -> None:
+    first_payer, second_payer = add_payers(db, "Lakeshore Health", "Prairie Mutual")
+    a1 = queue(
+        backend,
+        tmp_path,
+        first_payer,
+        roster_csv([row(1, "loop", "Silver PPO", plan_type="commercial")]),
+        "a1",
+    )
+    a2 = queue(backend, tmp_path, first_payer, roster_csv([row(2, "loop", "Silver PPO")]), "a2")
+    b1 = queue(
+        backend,
+        tmp_path,
+        second_payer,
+        roster_csv([row(3, "loop", "Gold HMO", plan_type="commercial")]),
+        "b1",
+    )
+
+    claimed: list[int | None] = []
+    barrier = threading.Barrier(3)
+
+    def claim() -> None:
+        barrier.wait()
+        claimed.append(jobs.claim_next(backend.engine))
+
+    threads = [threading.Thread(target=claim) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    # Three workers at once: the two payers' first jobs, each once; a1's payer waits.
+    assert sorted(job for job in claimed if job is not None) == [a1, b1]
+    assert claimed.count(None) == 1
+    assert status(backend, a2) is JobStatus.QUEUED
+    assert jobs.claim_next(backend.engine) is None  # a2 waits for a1 to finish
+
+    jobs.run_job(backend.engine, a1, tmp_path)
+    assert jobs.claim_next(backend.engine) == a2
+
+
+def test_a_worker_runs_what_is_queued(backend: Backend, db: Session, tmp_path: Path) -> None:
+    (payer_id,) = add_payers(db, "Lakeshore Health")
+    first = queue(
+        backend,
+        tmp_path,
+        payer_id,
+        roster_csv([row(1, "loop", "Silver PPO", plan_type="commercial")]),
+        "one",
+    )
+    second = queue(
+        backend, tmp_path, payer_id, roster_csv([row(2, "lakeview", "Silver PPO")]), "two"
+    )
+    worker = jobs.Worker(backend.engine, tmp_path)
+    assert worker.run_pending() == 2
+    assert (status(backend, first), status(backend, second)) == (JobStatus.SUCCEEDED,) * 2
+    # In order: the second (replace) roster is the one that stands.
+    current = [entry for entry in roster_state(backend.engine, payer_id) if entry[-1] is None]
+    assert [entry[1] for entry in current] == ["2300 N Lincoln Ave"]
+    assert not list(tmp_path.glob("*.upload"))  # uploads are removed once read

@@ -1,0 +1,361 @@
+"""What an import writes: matching, replace and merge, other payers, all-or-nothing."""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.imports.formats import Format
+from app.imports.roster import Mode
+from app.imports.service import OnError
+from app.locations.models import GeocodePrecision, Location
+from app.networks.models import Payer, Plan
+from app.search import projection
+from app.search.models import SearchPractice
+from app.therapists.models import Practice, Source, Therapist
+from tests.conftest import Backend
+from tests.factories import make_npi
+from tests.imports.helpers import checksum, import_bytes, roster_csv, roster_state, row
+
+ROSTER_TABLES = ("therapists", "locations", "practices", "participations", "plans")
+
+
+def add_payer(db: Session, name: str) -> int:
+    payer = Payer(name=name)
+    db.add(payer)
+    db.commit()
+    return payer.id
+
+
+def first_roster() -> bytes:
+    return roster_csv(
+        [
+            row(1, "lakeview", "Silver PPO", plan_type="commercial"),
+            row(1, "lakeview", "Medicare Part B", plan_type="medicare_part_b"),
+            row(1, "loop", "Silver PPO", plan_type="commercial"),
+            row(2, "evanston", "Silver PPO", plan_type="commercial", first_name="Bo"),
+        ]
+    )
+
+
+def searchable(client: TestClient, **params: Any) -> list[str]:
+    response = client.get(
+        "/v1/search/therapists", params={"lat": 41.92, "lon": -87.65, "radius": 25} | params
+    )
+    assert response.status_code == 200, response.text
+    return sorted(item["npi"] for item in response.json()["items"])
+
+
+def assert_projection_is_a_rebuild(db: Session) -> None:
+    def rows() -> list[tuple[Any, ...]]:
+        db.expire_all()
+        table = SearchPractice.__table__
+        return [tuple(r) for r in db.execute(select(table).order_by(table.c.id))]
+
+    kept = rows()
+    projection.refresh(db)
+    db.commit()
+    assert rows() == kept
+
+
+def test_a_roster_creates_therapists_sites_and_networks(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    outcome = import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    assert outcome.succeeded, outcome.issues
+    counts = outcome.counts
+    assert (counts.therapists_created, counts.locations_created, counts.practices_created) == (
+        2,
+        3,
+        3,
+    )
+    assert (counts.participations_created, counts.plans_created) == (4, 2)
+    assert roster_state(backend.engine, payer_id) == [
+        (make_npi(1), "2300 N Lincoln Ave", "Medicare Part B", "preferred", None),
+        (make_npi(1), "2300 N Lincoln Ave", "Silver PPO", "preferred", None),
+        (make_npi(1), "55 E Monroe St", "Silver PPO", "preferred", None),
+        (make_npi(2), "1603 Orrington Ave", "Silver PPO", "preferred", None),
+    ]
+    # Evanston came without coordinates: placed at its ZIP centroid, and marked so.
+    evanston = db.scalars(select(Location).where(Location.zip == "60201")).one()
+    assert evanston.geocode_precision is GeocodePrecision.ZIP_CENTROID
+    therapist = db.scalars(select(Therapist).where(Therapist.npi == make_npi(1))).one()
+    assert therapist.source is Source.IMPORT
+    medicare = db.scalars(select(Plan).where(Plan.name == "Medicare Part B")).one()
+    assert searchable(client, plan_id=medicare.id) == [make_npi(1)]
+    assert searchable(client, specialty="neurology") == [make_npi(1), make_npi(2)]
+    assert_projection_is_a_rebuild(db)
+
+
+def test_replace_ends_what_the_file_no_longer_lists(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    second = roster_csv(
+        [
+            row(1, "lakeview", "Silver PPO", plan_type="commercial"),
+            row(1, "loop", "Silver PPO", plan_type="commercial", network_tier="standard"),
+        ]
+    )
+    outcome = import_bytes(backend.engine, tmp_path, second, payer_id=payer_id)
+    assert outcome.succeeded, outcome.issues
+    counts = outcome.counts
+    assert (counts.participations_unchanged, counts.participations_updated) == (1, 1)
+    assert counts.participations_ended == 2
+    yesterday = utcnow().date() - timedelta(days=1)
+    assert roster_state(backend.engine, payer_id) == [
+        (make_npi(1), "2300 N Lincoln Ave", "Medicare Part B", "preferred", yesterday),
+        (make_npi(1), "2300 N Lincoln Ave", "Silver PPO", "preferred", None),
+        (make_npi(1), "55 E Monroe St", "Silver PPO", "standard", None),
+        (make_npi(2), "1603 Orrington Ave", "Silver PPO", "preferred", yesterday),
+    ]
+    medicare = db.scalars(select(Plan).where(Plan.name == "Medicare Part B")).one()
+    silver = db.scalars(select(Plan).where(Plan.name == "Silver PPO")).one()
+    assert searchable(client, plan_id=medicare.id) == []
+    assert searchable(client, plan_id=silver.id) == [make_npi(1)]
+    # Ended is not deleted: therapist 2 and the Evanston site are still in the directory.
+    assert searchable(client) == [make_npi(1), make_npi(2)]
+    assert_projection_is_a_rebuild(db)
+
+
+def test_a_listing_that_comes_back_is_reopened(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    import_bytes(
+        backend.engine, tmp_path, roster_csv([row(1, "loop", "Silver PPO")]), payer_id=payer_id
+    )
+    outcome = import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    assert outcome.counts.participations_updated == 3
+    assert all(ends is None for *_, ends in roster_state(backend.engine, payer_id))
+
+
+def test_merge_adds_and_updates_but_never_ends(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    before = roster_state(backend.engine, payer_id)
+    extra = roster_csv([row(3, "loop", "Silver PPO", first_name="Cy")])
+    outcome = import_bytes(backend.engine, tmp_path, extra, payer_id=payer_id, mode=Mode.MERGE)
+    assert outcome.counts.participations_ended == 0
+    after = roster_state(backend.engine, payer_id)
+    assert after == sorted(
+        [*before, (make_npi(3), "55 E Monroe St", "Silver PPO", "preferred", None)]
+    )
+
+
+def test_one_payers_import_never_touches_another_payers_networks(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    ours, theirs = add_payer(db, "Lakeshore Health"), add_payer(db, "Prairie Mutual")
+    shared = roster_csv(
+        [
+            row(1, "lakeview", "Prairie Gold", plan_type="commercial"),
+            row(2, "evanston", "Prairie Gold", plan_type="commercial"),
+        ]
+    )
+    import_bytes(backend.engine, tmp_path, shared, payer_id=theirs)
+    their_roster = roster_state(backend.engine, theirs)
+    their_sum = checksum(backend.engine, "participations")
+    # Our file lists the same therapist at the same site, in our plan only; and the
+    # other payer's plan name, which for us is just an unknown plan.
+    outcome = import_bytes(
+        backend.engine,
+        tmp_path,
+        roster_csv([row(1, "lakeview", "Silver PPO", plan_type="commercial")]),
+        payer_id=ours,
+    )
+    assert outcome.succeeded, outcome.issues
+    hostile = import_bytes(
+        backend.engine, tmp_path, roster_csv([row(1, "lakeview", "Prairie Gold")]), payer_id=ours
+    )
+    assert not hostile.succeeded
+    assert [(i.field, i.message[:25]) for i in hostile.issues] == [
+        ("sites[0].plans[0].plan", "unknown plan 'Prairie Gol")
+    ]
+    # Replacing ours with an empty roster ends only ours.
+    import_bytes(backend.engine, tmp_path, roster_csv([row(5, "loop")]), payer_id=ours)
+    assert roster_state(backend.engine, theirs) == their_roster
+    with Session(backend.engine) as session:
+        their_plan_ids = session.scalars(select(Plan.id).where(Plan.payer_id == theirs)).all()
+    assert checksum(backend.engine, "participations") != their_sum  # ours changed …
+    assert roster_state(backend.engine, theirs) == their_roster  # … theirs did not
+    assert len(their_plan_ids) == 1
+
+
+def test_a_hios_plan_id_of_another_payer_is_refused(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    ours, theirs = add_payer(db, "Lakeshore Health"), add_payer(db, "Prairie Mutual")
+    db.add(
+        Plan(
+            payer_id=theirs,
+            name="Prairie Silver",
+            plan_type="marketplace",
+            hios_plan_id="12345IL0010001",
+        )
+    )
+    db.commit()
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv([row(1, "loop", "12345IL0010001")]), payer_id=ours
+    )
+    assert not outcome.succeeded
+    assert outcome.issues[0].message == "plan 12345IL0010001 belongs to another payer"
+    # A HIOS id nobody holds becomes a marketplace plan of the importing payer.
+    fresh = import_bytes(
+        backend.engine, tmp_path, roster_csv([row(1, "loop", "12345IL0010002")]), payer_id=ours
+    )
+    assert fresh.succeeded
+    assert fresh.counts.plans_created == 1
+    plan = db.scalars(select(Plan).where(Plan.hios_plan_id == "12345IL0010002")).one()
+    assert (plan.payer_id, plan.plan_type) == (ours, "marketplace")
+
+
+def test_imports_never_delete_records_others_use(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """The national seed (no payer) and a payer share a therapist and a site."""
+    seed = roster_csv([row(1, "lakeview"), row(2, "loop")])
+    assert import_bytes(backend.engine, tmp_path, seed, payer_id=None).succeeded
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    import_bytes(backend.engine, tmp_path, roster_csv([row(9, "evanston")]), payer_id=payer_id)
+    assert db.scalar(select(func.count()).select_from(Therapist)) == 3
+    assert db.scalar(select(func.count()).select_from(Location)) == 3
+    assert db.scalar(select(func.count()).select_from(Practice)) == 5
+
+
+def test_the_same_file_twice_changes_nothing_the_second_time(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    before = checksum(backend.engine, *ROSTER_TABLES, "search_practices")
+    again = import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id)
+    assert again.succeeded
+    counts = again.counts
+    assert (counts.therapists_unchanged, counts.locations_unchanged) == (2, 3)
+    assert counts.participations_unchanged == 4
+    created = counts.therapists_created + counts.locations_created + counts.participations_created
+    changed = counts.therapists_updated + counts.locations_updated + counts.participations_updated
+    assert (created, changed, counts.participations_ended) == (0, 0, 0)
+    assert checksum(backend.engine, *ROSTER_TABLES, "search_practices") == before
+
+
+def test_one_invalid_record_rejects_the_whole_file_by_default(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    bad_npi = make_npi(2)[:9] + str((int(make_npi(2)[9]) + 1) % 10)
+    rows = [
+        row(1, "lakeview", "Silver PPO", plan_type="commercial"),
+        row(2, "loop", "Silver PPO", npi=bad_npi),
+        row(3, "loop", "Silver PPO", state="XX", zip="6060"),
+    ]
+    outcome = import_bytes(backend.engine, tmp_path, roster_csv(rows), payer_id=payer_id)
+    assert not outcome.succeeded
+    assert "nothing was written" in outcome.message
+    assert [(i.line, i.field) for i in outcome.issues] == [
+        (3, "npi"),
+        (4, "sites[0].state"),
+        (4, "sites[0].zip"),
+    ]
+    assert "check digit" in outcome.issues[0].message
+    assert db.scalar(select(func.count()).select_from(Therapist)) == 0
+    assert db.scalar(select(func.count()).select_from(Plan)) == 0
+
+    skipping = import_bytes(
+        backend.engine, tmp_path, roster_csv(rows), payer_id=payer_id, on_error=OnError.SKIP
+    )
+    assert skipping.succeeded
+    assert (skipping.counts.records_imported, skipping.counts.records_invalid) == (1, 2)
+    assert db.scalars(select(Therapist.npi)).all() == [make_npi(1)]
+
+
+def test_a_dry_run_counts_everything_and_writes_nothing(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    before = checksum(backend.engine, *ROSTER_TABLES, "search_practices")
+    outcome = import_bytes(
+        backend.engine, tmp_path, first_roster(), payer_id=payer_id, dry_run=True
+    )
+    assert outcome.succeeded
+    assert not outcome.committed
+    assert (outcome.counts.therapists_created, outcome.counts.participations_created) == (2, 4)
+    assert checksum(backend.engine, *ROSTER_TABLES, "search_practices") == before
+
+
+def test_an_existing_therapist_keeps_what_the_file_leaves_out(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    import_bytes(
+        backend.engine,
+        tmp_path,
+        roster_csv([row(1, "lakeview", specialties="neurology;geriatrics", languages="pl")]),
+        payer_id=None,
+    )
+    later = roster_csv(
+        [
+            row(
+                1,
+                "lakeview",
+                "Silver PPO",
+                plan_type="commercial",
+                first_name="Anna",
+                specialties="orthopedic",
+            )
+        ]
+    )
+    outcome = import_bytes(backend.engine, tmp_path, later, payer_id=payer_id)
+    assert outcome.counts.therapists_updated == 1
+    response = client.get("/v1/therapists", params={"npi": make_npi(1)})
+    therapist = response.json()["items"][0]
+    assert therapist["first_name"] == "Anna"
+    assert [(s["code"], s["primary"]) for s in therapist["specialties"]] == [
+        ("2251N0400X", True),
+        ("2251G0304X", False),
+        ("2251X0800X", False),
+    ]
+    assert sorted(lang["code"] for lang in therapist["languages"]) == ["en", "es", "pl"]
+    assert searchable(client, q="anna") == [make_npi(1)]
+
+
+def test_a_file_that_cannot_be_read_writes_nothing(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    content = first_roster() + b"\xff\xfe broken\n"
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=payer_id)
+    assert not outcome.succeeded
+    assert "UTF-8" in outcome.message
+    assert db.scalar(select(func.count()).select_from(Therapist)) == 0
+
+
+def test_nppes_rows_seed_the_national_directory(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    sample = Path(__file__).parents[1] / "fixtures" / "nppes" / "nppes_sample_practitioners.csv"
+    outcome = import_bytes(
+        backend.engine, tmp_path, sample.read_bytes(), payer_id=None, format=Format.NPPES
+    )
+    assert outcome.succeeded, outcome.issues[:5]
+    # 45 rows carry a PT taxonomy (2251*, 225200000X) by an independent count of the
+    # sample; the rest are other professions.
+    assert (outcome.counts.records_imported, outcome.counts.records_invalid) == (45, 0)
+    assert outcome.counts.records_skipped == 1955
+    sources = set(db.scalars(select(Therapist.source)).all())
+    assert sources == {Source.NPPES}
+    assert (
+        db.scalar(select(func.count()).select_from(Therapist)) == outcome.counts.therapists_created
+    )
+    assert_projection_is_a_rebuild(db)

@@ -1,0 +1,159 @@
+"""Imports under stress: killed half-way, and two for one payer at once."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import create_db_engine
+from app.imports import jobs, locking
+from app.imports.models import ImportJob, JobStatus
+from app.migrate import prepare_database
+from app.networks.models import Payer
+from tests.conftest import Backend
+from tests.imports.helpers import checksum, import_bytes, roster_csv, roster_state, row
+
+ROSTER = ("therapists", "locations", "practices", "participations", "plans", "search_practices")
+REPO = Path(__file__).parents[2]
+
+
+def big_roster(therapists: int) -> bytes:
+    sites = ("lakeview", "loop", "evanston")
+    return roster_csv(
+        [row(n, sites[n % 3], "Silver PPO", plan_type="commercial") for n in range(1, therapists)]
+    )
+
+
+def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
+    backend: Backend, fresh_database_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = fresh_database_url(backend.name)
+    engine = create_db_engine(url)
+    prepare_database(engine)
+    with Session(engine) as session, session.begin():
+        session.add(Payer(name="Lakeshore Health"))
+    previous = roster_csv([row(1, "loop", "Gold HMO", plan_type="commercial")])
+    assert import_bytes(engine, tmp_path, previous, payer_id=1).succeeded
+    before = checksum(engine, *ROSTER)
+
+    upload = tmp_path / "replacement.csv"
+    upload.write_bytes(big_roster(40_000))
+    environment = os.environ | {
+        "PTDIR_DATABASE_URL": url,
+        "PTDIR_IMPORT_DIR": str(tmp_path / "imports"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The progress bar appears once the first batches were written (uncommitted).
+        shown = b""
+        while b"records" not in shown:
+            chunk = process.stderr.read1(1024) if process.stderr else b""
+            assert chunk, f"the import ended before it could be killed: {shown!r}"
+            shown += chunk
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stderr:
+            process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+
+    assert checksum(engine, *ROSTER) == before
+    with Session(engine) as session:
+        job = session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+        assert job is not None
+        assert job.status is JobStatus.RUNNING
+        job_id = job.id
+    # What a restarted service (or `ptdir worker`) does first.
+    worker = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--once"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert worker.returncode == 0
+    with Session(engine) as session:
+        failed = session.get_one(ImportJob, job_id)
+        assert failed.status is JobStatus.FAILED
+        assert failed.message == jobs.ABANDONED
+    assert checksum(engine, *ROSTER) == before
+    engine.dispose()
+
+
+def test_imports_for_one_payer_take_turns(backend: Backend, tmp_path: Path) -> None:
+    """The second waits for the first's turn to end; another payer does not wait (PostgreSQL)."""
+    entered: list[str] = []
+    release = threading.Event()
+
+    def hold(name: str, payer_id: int) -> None:
+        with Session(backend.engine) as session, locking.payer_turn(session, payer_id, tmp_path):
+            entered.append(name)
+            release.wait(10)
+            session.rollback()
+
+    first = threading.Thread(target=hold, args=("first", 7))
+    first.start()
+    while "first" not in entered:
+        time.sleep(0.01)
+    second = threading.Thread(target=hold, args=("second", 7))
+    second.start()
+    other = threading.Thread(target=hold, args=("other payer", 8))
+    other.start()
+    time.sleep(0.5)
+    if backend.name == "postgres":
+        assert entered == ["first", "other payer"]
+    assert "second" not in entered
+    release.set()
+    for thread in (first, second, other):
+        thread.join(10)
+    assert sorted(entered) == ["first", "other payer", "second"]
+
+
+def test_two_replacements_at_once_leave_one_of_them_whole(
+    backend: Backend, db: Session, tmp_path: Path
+) -> None:
+    db.add(Payer(name="Lakeshore Health"))
+    db.commit()
+    files = {
+        "a": roster_csv(
+            [row(n, "loop", "Silver PPO", plan_type="commercial") for n in range(1, 300)]
+        ),
+        "b": roster_csv(
+            [row(n, "lakeview", "Gold HMO", plan_type="commercial") for n in range(200, 500)]
+        ),
+    }
+    alone = {}
+    for name, content in files.items():
+        (tmp_path / name).mkdir()
+        import_bytes(backend.engine, tmp_path / name, content, payer_id=1)
+        alone[name] = {entry for entry in roster_state(backend.engine, 1) if entry[-1] is None}
+
+    results = {}
+
+    def run(name: str) -> None:
+        results[name] = import_bytes(backend.engine, tmp_path / name, files[name], payer_id=1)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(outcome.succeeded for outcome in results.values()), results
+    current = {entry for entry in roster_state(backend.engine, 1) if entry[-1] is None}
+    assert current in (alone["a"], alone["b"])
