@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db import Base, utcnow
-from app.imports.bulk import insert_many
+from app.imports.bulk import insert_many, one_of
 from app.imports.records import PlanRecord, Problem
 from app.imports.validate import Provider, Site, is_hios
 from app.locations.models import Location
@@ -234,6 +234,7 @@ class RosterImport:
         today: date | None = None,
     ) -> None:
         self.session = session
+        self.dialect = session.get_bind().dialect.name
         self.mode = mode
         self.source = source
         self.today = today or utcnow().date()
@@ -285,7 +286,7 @@ class RosterImport:
         rows = self.session.execute(
             select(Participation.id, Participation.effective_from, Practice.therapist_id)
             .join(Practice, Practice.id == Participation.practice_id)
-            .where(Participation.plan_id.in_(plan_ids))
+            .where(one_of(Participation.plan_id, plan_ids, self.dialect))
             .where(
                 ~exists()
                 .where(_seen.c.practice_id == Participation.practice_id)
@@ -300,12 +301,14 @@ class RosterImport:
         never_started = [r.id for r in rows if r.effective_from and r.effective_from > yesterday]
         running = [r.id for r in rows if not (r.effective_from and r.effective_from > yesterday)]
         for chunk in _chunks(never_started):
-            self.session.execute(delete(Participation).where(Participation.id.in_(chunk)))
+            self.session.execute(
+                delete(Participation).where(one_of(Participation.id, chunk, self.dialect))
+            )
         now = utcnow()
         for chunk in _chunks(running):
             self.session.execute(
                 update(Participation)
-                .where(Participation.id.in_(chunk))
+                .where(one_of(Participation.id, chunk, self.dialect))
                 .values(effective_to=yesterday, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -318,6 +321,7 @@ class _Batch:
 
     def __init__(self, job: RosterImport, providers: list[Provider]) -> None:
         self.job = job
+        self.dialect = job.dialect
         self.session = job.session
         self.counts = job.counts
         self.providers = providers
@@ -344,7 +348,7 @@ class _Batch:
             for chunk in _chunks(list(by_npi))
             for row in self.session.execute(
                 select(table.c.id, table.c.npi, *(table.c[f] for f in _THERAPIST_FIELDS)).where(
-                    table.c.npi.in_(chunk)
+                    one_of(table.c.npi, chunk, self.dialect)
                 )
             )
         }
@@ -365,7 +369,7 @@ class _Batch:
             insert_many(self.session.connection(), table, new_rows)
             for chunk in _chunks([row["npi"] for row in new_rows]):
                 for therapist_id, npi in self.session.execute(
-                    select(table.c.id, table.c.npi).where(table.c.npi.in_(chunk))
+                    select(table.c.id, table.c.npi).where(one_of(table.c.npi, chunk, self.dialect))
                 ):
                     ids[npi] = therapist_id
                     self.changed.add(therapist_id)
@@ -413,7 +417,7 @@ class _Batch:
                     specialties.c.therapist_id,
                     specialties.c.specialty_code,
                     specialties.c.is_primary,
-                ).where(specialties.c.therapist_id.in_(chunk))
+                ).where(one_of(specialties.c.therapist_id, chunk, self.dialect))
             ):
                 held.setdefault(therapist_id, {})[code] = primary
         new_specialties = []
@@ -442,7 +446,7 @@ class _Batch:
                     (therapist_id, code)
                     for therapist_id, code in self.session.execute(
                         select(table.c.therapist_id, table.c[column]).where(
-                            table.c.therapist_id.in_(chunk)
+                            one_of(table.c.therapist_id, chunk, self.dialect)
                         )
                     )
                 )
@@ -481,7 +485,7 @@ class _Batch:
                     table.c.longitude,
                     table.c.geocode_precision,
                     *(table.c[name] for name in _LOCATION_DETAILS),
-                ).where(table.c.address_key.in_(chunk))
+                ).where(one_of(table.c.address_key, chunk, self.dialect))
             )
         }
         new_rows, changed_rows = [], []
@@ -516,7 +520,7 @@ class _Batch:
                     (key, location_id)
                     for location_id, key in self.session.execute(
                         select(table.c.id, table.c.address_key).where(
-                            table.c.address_key.in_(chunk)
+                            one_of(table.c.address_key, chunk, self.dialect)
                         )
                     )
                 )
@@ -527,7 +531,9 @@ class _Batch:
             for chunk in _chunks(moved):
                 self.changed.update(
                     self.session.scalars(
-                        select(Practice.therapist_id).where(Practice.location_id.in_(chunk))
+                        select(Practice.therapist_id).where(
+                            one_of(Practice.location_id, chunk, self.dialect)
+                        )
                     )
                 )
         self.counts.locations_updated += len(changed_rows)
@@ -550,7 +556,7 @@ class _Batch:
                     table.c.location_id,
                     table.c.accepting_new_patients,
                     table.c.telehealth,
-                ).where(table.c.therapist_id.in_(chunk))
+                ).where(one_of(table.c.therapist_id, chunk, self.dialect))
             )
         }
         wanted: dict[tuple[int, int], Site] = {}
@@ -590,7 +596,7 @@ class _Batch:
             for chunk in _chunks(sorted({pair[0] for pair in added})):
                 for practice_id, therapist_id, location_id in self.session.execute(
                     select(table.c.id, table.c.therapist_id, table.c.location_id).where(
-                        table.c.therapist_id.in_(chunk)
+                        one_of(table.c.therapist_id, chunk, self.dialect)
                     )
                 ):
                     if (therapist_id, location_id) in added:
@@ -625,8 +631,8 @@ class _Batch:
                     table.c.effective_to,
                     table.c.verified_at,
                 )
-                .where(table.c.practice_id.in_(chunk))
-                .where(table.c.plan_id.in_(plan_ids))
+                .where(one_of(table.c.practice_id, chunk, self.dialect))
+                .where(one_of(table.c.plan_id, plan_ids, self.dialect))
             )
         }
         new_rows, changed_rows, seen = [], [], []
