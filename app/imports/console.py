@@ -10,8 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.imports import jobs
-from app.imports.formats import PAYER_FORMATS, Format, check_head_and_tail
-from app.imports.formats import parse as parse_records
+from app.imports.formats import PAYER_FORMATS, Format, check_file
 from app.imports.records import ImportFileError
 from app.imports.roster import Mode
 from app.imports.service import ImportRequest, OnError, Outcome
@@ -106,9 +105,7 @@ def _check_arguments(
             return f"{file}: no such file"
         try:
             with file.open("rb") as stream:
-                check_head_and_tail(kind, stream)
-                if kind in (Format.CSV, Format.NPPES):
-                    next(iter(parse_records(kind, stream)), None)
+                check_file(kind, stream)
         except ImportFileError as error:
             return f"{file}: {error.message}"
     if payer_id is not None:

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, exists, insert, select, update
@@ -288,7 +288,7 @@ class Worker:
 def elapsed_seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None:
         return None
-    stop = end or datetime.now(UTC)
+    stop = end or utcnow()
     return round((stop - start).total_seconds(), 3)
 
 

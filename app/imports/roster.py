@@ -39,9 +39,10 @@ from sqlalchemy.orm import Session
 from app.db import Base, utcnow
 from app.imports.bulk import insert_many, one_of
 from app.imports.records import PlanRecord, Problem
-from app.imports.validate import Provider, Site, is_hios
+from app.imports.validate import Provider, Site
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
+from app.networks.schemas import is_hios_shaped
 from app.search import projection
 from app.therapists.models import (
     Practice,
@@ -153,7 +154,7 @@ class PlanCatalogue:
             problems.append(Problem("key", "is required"))
         if not name or len(name) > 200:
             problems.append(Problem("name", "is required and at most 200 characters"))
-        if hios is not None and not is_hios(hios):
+        if hios is not None and not is_hios_shaped(hios):
             problems.append(Problem("plan_id", "a HIOS plan id is 5 digits, 2 letters, 7 digits"))
         try:
             plan_type = PlanType(record.plan_type or ("marketplace" if hios else "commercial"))
@@ -203,7 +204,7 @@ class PlanCatalogue:
                 name = f"sites[{i}].plans[{j}].plan"
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
-                elif is_hios(ref.key):
+                elif is_hios_shaped(ref.key):
                     problems.extend(
                         Problem(name, p.message)
                         for p in self.declare(

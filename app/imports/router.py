@@ -11,8 +11,7 @@ from app.db import SessionDep
 from app.errors import WRITE_ERRORS, InvalidFile, InvalidInput, Problem
 from app.fields import PathId
 from app.imports import jobs
-from app.imports.formats import FORMAT_DESCRIPTIONS, PAYER_FORMATS, Format, check_head_and_tail
-from app.imports.formats import parse as parse_records
+from app.imports.formats import FORMAT_DESCRIPTIONS, PAYER_FORMATS, Format, check_file
 from app.imports.models import ImportJob, IssueLevel, JobStatus
 from app.imports.records import ImportFileError
 from app.imports.roster import Mode
@@ -168,9 +167,7 @@ def _require_payer(factory: sessionmaker[Session], payer_id: int) -> None:
 
 def _check_file(format: Format, path: Path) -> None:
     with path.open("rb") as stream:
-        check_head_and_tail(format, stream)
-        if format in (Format.CSV, Format.NPPES):
-            next(iter(parse_records(format, stream)), None)  # reads and checks the header
+        check_file(format, stream)
 
 
 def _queue(

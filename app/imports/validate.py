@@ -9,7 +9,6 @@ without a fax is still useful, one with a wrong fax is not.
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
 
 from app.fields import (
     has_control_characters,
@@ -22,10 +21,10 @@ from app.geocoding import zip_centroid
 from app.imports.records import PlanRef, Problem, ProviderRecord, SiteRecord
 from app.locations.address import address_key
 from app.locations.models import FacilityType, GeocodePrecision
+from app.networks.schemas import is_hios_shaped
 from app.reference.vocabulary import Vocabulary
 from app.therapists.models import Gender
 
-HIOS_SHAPE = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
 _PT_CODE = re.compile(r"^(2251[0-9A-Z]{5}X|225200000X)$")
 _FACILITY_TYPES = {member.value for member in FacilityType}
 _GENDERS = {member.value for member in Gender}
@@ -73,10 +72,6 @@ class Checked:
     provider: Provider | None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-
-
-def is_hios(key: str) -> bool:
-    return bool(HIOS_SHAPE.match(key))
 
 
 class _Checker:
@@ -299,15 +294,8 @@ def _plan_ref(check: _Checker, name: str, ref: PlanRef) -> PlanRef | None:
     if start is not None and end is not None and end < start:
         check.fail(f"{name}.effective_to", "is before effective_from")
         return None
-    if ref.verified_at is not None and not isinstance(ref.verified_at, datetime):
-        check.fail(f"{name}.verified_at", "must be a date and time")
-        return None
-    for label, day in (("effective_from", start), ("effective_to", end)):
-        if day is not None and not isinstance(day, date):
-            check.fail(f"{name}.{label}", "must be a date")
-            return None
     return PlanRef(
-        key=key.upper() if is_hios(key.upper()) else key,
+        key=key.upper() if is_hios_shaped(key.upper()) else key,
         network_tier=tier or None,
         effective_from=start,
         effective_to=end,

@@ -19,6 +19,11 @@ from app.schemas import ReadModel, WriteModel
 _HIOS = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
 
 
+def is_hios_shaped(value: str) -> bool:
+    """5 digits, 2 letters, 7 digits: the form of a HIOS plan id (its state not checked)."""
+    return bool(_HIOS.match(value))
+
+
 def _hios(value: str) -> str:
     value = value.strip().upper()
     if not _HIOS.match(value):

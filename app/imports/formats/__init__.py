@@ -71,6 +71,13 @@ def _is_ndjson(stream: BinaryIO) -> bool:
 _HEAD = 64 * 1024
 
 
+def check_file(format: Format, stream: BinaryIO) -> None:
+    """Everything checked before a file is accepted: head and tail, and a CSV's header."""
+    check_head_and_tail(format, stream)
+    if format in (Format.CSV, Format.NPPES):
+        next(iter(parse(format, stream)), None)  # the parser reads and checks the header
+
+
 def check_head_and_tail(format: Format, stream: BinaryIO) -> None:
     """Cheap checks made while the client waits: empty, encoding, shape, cut short.
 

@@ -40,6 +40,7 @@ from app.imports.records import (
     Skipped,
 )
 from app.imports.specialties import nucc_code_for
+from app.networks.schemas import is_hios_shaped
 from app.paths import DATA_DIR
 
 _PLAN_NET = "http://hl7.org/fhir/us/davinci-pdex-plan-net/"
@@ -75,7 +76,6 @@ _PLAN_TYPES = {
     "commepo": "commercial",
     "fep": "commercial",  # FEHB plans are sold by commercial carriers
 }
-_HIOS_PLAN_ID = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
 _FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.+)?$")
 _GENDERS = frozenset({"male", "female", "other"})
 
@@ -424,7 +424,7 @@ def _hios_plan_id(plan: dict[str, Any]) -> str | None:
             identifiers.extend(_list(cost_sharing.get("identifier")))
     for identifier in identifiers:
         value = _string(identifier.get("value")) if isinstance(identifier, dict) else None
-        if value and _HIOS_PLAN_ID.match(value.upper()):
+        if value and is_hios_shaped(value.upper()):
             return value.upper()
     return None
 

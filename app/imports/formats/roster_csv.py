@@ -24,6 +24,7 @@ from app.imports.records import (
     Record,
     SiteRecord,
 )
+from app.networks.schemas import is_hios_shaped
 
 COLUMNS: tuple[str, ...] = (
     "npi",
@@ -83,7 +84,6 @@ _PLAN_DETAIL_COLUMNS = (
 _LIST_SEPARATOR = re.compile(r"[;|]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
-_HIOS_PLAN_ID = re.compile(r"^\d{5}[A-Z]{2}\d{7}$")
 _BOOLEANS = {
     "true": True,
     "yes": True,
@@ -501,7 +501,7 @@ def _declare_plan(
             key=row.plan,
             name=row.plan,
             plan_type=row.plan_type,
-            hios_plan_id=row.plan if _HIOS_PLAN_ID.match(row.plan) else None,
+            hios_plan_id=row.plan if is_hios_shaped(row.plan) else None,
         )
     if known[0] != row.plan_type:
         row.problems.append(
