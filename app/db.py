@@ -13,15 +13,20 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     Dialect,
     Engine,
     Enum,
+    Integer,
     MetaData,
     TypeDecorator,
+    any_,
+    bindparam,
     create_engine,
     event,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -136,6 +141,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def in_bound_ids(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of the integer ids bound later as `name` (a list).
+
+    On PostgreSQL `= ANY(:name)` binds one array, so the statement text is the same
+    for any number of ids and psycopg prepares it once (planning a short look-up
+    cost more than running it); elsewhere an expanding `IN (…)`.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(Integer)))  # type: ignore[no-any-return]
+    return column.in_(bindparam(name, expanding=True))  # type: ignore[no-any-return]
 
 
 def utcnow() -> datetime:

@@ -15,15 +15,17 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Float,
+    Row,
     Select,
     String,
     and_,
@@ -35,6 +37,7 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -42,9 +45,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import BindParameter
 
-from app.db import utcnow
+from app.db import in_bound_ids, utcnow
 from app.errors import InvalidInput
 from app.fields import MAX_ID
 from app.locations.models import FacilityType, Location
@@ -58,12 +60,9 @@ from app.search.schemas import (
     Facet,
     FacetCount,
     OriginRead,
-    PlanEntry,
-    PracticeHit,
     SearchQuery,
     SearchResults,
     Sort,
-    TherapistHit,
     Unit,
 )
 from app.therapists.models import (
@@ -77,22 +76,35 @@ S = SearchPractice
 
 def search_therapists(session: Session, query: SearchQuery) -> SearchResults:
     conditions = _Conditions.build(session, query, utcnow().date())
+    if query.facets:
+        # The area is read once for the page, the total and every facet count; the
+        # page's practices and who its therapists are take one more short read.
+        keys, total, facet_rows = _page_keys_and_facets(session, query, conditions)
+        rows = _page_details(session, conditions, [key[-1] for key in keys])
+        facets = _facet_counts(session, query, facet_rows)
+    else:
+        keys, total, rows = _page_with_details(session, query, conditions)
+        facets = {}
     people: dict[int, dict[str, Any]] = {}
-    ranked, total, next_cursor = _page(session, query, conditions, people)
-    return SearchResults(
-        items=_hits(session, query, ranked, people, conditions.today),
-        total=total,
-        next_cursor=next_cursor,
-        facets=_facets(session, query, conditions),
-        origin=OriginRead(
-            latitude=query.origin.latitude,
-            longitude=query.origin.longitude,
-            resolved_from=query.origin.kind,
-            label=query.origin.label,
-            radius=query.radius,
-            unit=query.unit,
-            bbox=list(query.origin.bbox) if query.origin.bbox else None,
-        ),
+    ranked, next_cursor = _arrange(query, keys, rows, people)
+    # The page is assembled as plain values and validated once, as a whole: one
+    # call into the validator instead of one per therapist, practice and plan.
+    return SearchResults.model_validate(
+        {
+            "items": _hits(session, query, ranked, people, conditions.today),
+            "total": total,
+            "next_cursor": next_cursor,
+            "facets": facets,
+            "origin": OriginRead(
+                latitude=query.origin.latitude,
+                longitude=query.origin.longitude,
+                resolved_from=query.origin.kind,
+                label=query.origin.label,
+                radius=query.radius,
+                unit=query.unit,
+                bbox=list(query.origin.bbox) if query.origin.bbox else None,
+            ),
+        }
     )
 
 
@@ -203,11 +215,13 @@ def _materialized(statement: Select[*tuple[Any, ...]], name: str) -> Any:
 # --- the page ------------------------------------------------------------------------------
 
 
-def _page(
-    session: Session, query: SearchQuery, where: _Conditions, people: dict[int, dict[str, Any]]
-) -> tuple[dict[int, list[tuple[int, float]]], int, str | None]:
-    """One statement: the page's therapists in order (who they are goes into `people`),
-    each with its nearest qualifying practices (at most 3), and the total."""
+def _page_with_details(
+    session: Session, query: SearchQuery, where: _Conditions
+) -> tuple[list[list[Any]], int, Sequence[Row[*tuple[Any, ...]]]]:
+    """One statement: the page's therapists in order, each with its qualifying
+    practices nearest first and who it is, and the total. Returns the page's sort
+    keys (up to one more than the page, ending with the therapist id), the total
+    and the rows."""
     by_name = query.sort is Sort.NAME
     best = _materialized(
         where.near(select(
@@ -221,18 +235,8 @@ def _page(
         "best",
     )  # fmt: skip
     total = select(func.count()).select_from(best).scalar_subquery()
-    order = (best.c.last, best.c.first, best.c.tid) if by_name else (best.c.c2, best.c.tid)
-    page = select(best)
-    keyset = _decode_cursor(query)
-    if keyset:
-        page = page.where(tuple_(*order) > tuple_(*keyset))
-    page_rows = page.order_by(*order).limit(query.limit + 1).subquery("page")
-
-    sort_key = (
-        (page_rows.c.last, page_rows.c.first, page_rows.c.tid)
-        if by_name
-        else (page_rows.c.c2, page_rows.c.tid)
-    )
+    page_rows = _first_page_rows(query, best).subquery("page")
+    sort_key = _sort_key(query, page_rows)
     practice_c2 = where.chord.label("practice_c2")
     statement = (
         select(*page_rows.c, S.practice_id, practice_c2, total.label("total"), *_IDENTITY, *_TRAITS)
@@ -242,27 +246,72 @@ def _page(
         .order_by(*sort_key, practice_c2, S.practice_id)
     )
     rows = session.connection().execute(statement).all()  # Core: no ORM layer to cross
-
-    therapists: dict[int, list[tuple[int, float]]] = {}
-    keys: list[list[Any]] = []
+    keys: dict[int, list[Any]] = {}
     for row in rows:
-        practices = therapists.get(row.tid)
-        if practices is None:
-            practices = therapists[row.tid] = []
-            keys.append([row.last, row.first, row.tid] if by_name else [row.c2, row.tid])
+        if row.tid not in keys:
+            keys[row.tid] = [row.last, row.first, row.tid] if by_name else [row.c2, row.tid]
+    # An empty page (the data changed under a cursor) carries no total: count on its own.
+    count = rows[0].total if rows else session.scalar(select(total)) or 0
+    return list(keys.values()), count, rows
+
+
+def _first_page_rows(query: SearchQuery, ranking: Any) -> Select[*tuple[Any, ...]]:
+    """The ranking's rows after the cursor, in page order, one more than the page."""
+    order = _sort_key(query, ranking)
+    page = select(*ranking.c)
+    keyset = _decode_cursor(query)
+    if keyset:
+        page = page.where(tuple_(*order) > tuple_(*keyset))
+    return page.order_by(*order).limit(query.limit + 1)
+
+
+def _sort_key(query: SearchQuery, ranking: Any) -> tuple[Any, ...]:
+    """A ranking's page order: (c2, tid), or (last, first, tid) by name."""
+    columns = ranking.c
+    if query.sort is Sort.NAME:
+        return columns.last, columns.first, columns.tid
+    return columns.c2, columns.tid
+
+
+def _page_details(
+    session: Session, where: _Conditions, therapist_ids: list[int]
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """The qualifying practices of these therapists, and who they are."""
+    if not therapist_ids:
+        return []
+    practice_c2 = where.chord.label("practice_c2")
+    dialect = session.get_bind().dialect.name
+    statement = (
+        select(S.therapist_id.label("tid"), S.practice_id, practice_c2, *_IDENTITY, *_TRAITS)
+        .join(Therapist, Therapist.id == S.therapist_id)
+        .where(in_bound_ids(S.therapist_id, "tids", dialect), *where.all())
+        .order_by(S.therapist_id, practice_c2, S.practice_id)
+    )
+    return session.connection().execute(statement, {"tids": therapist_ids}).all()
+
+
+def _arrange(
+    query: SearchQuery,
+    keys: list[list[Any]],
+    rows: Sequence[Row[*tuple[Any, ...]]],
+    people: dict[int, dict[str, Any]],
+) -> tuple[dict[int, list[tuple[int, float]]], str | None]:
+    """The page's therapists in order, each with its nearest qualifying practices (at
+    most 3) and their distances in km; who each one is goes into `people`. A key past
+    the page means there is a next one: its cursor is the page's last key."""
+    practices: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:  # each therapist's practices come nearest first
+        found = practices[row.tid]
+        if not found:
             people[row.tid] = {
                 column.key: getattr(row, column.key) for column in (*_IDENTITY, *_TRAITS)
             }
-        if len(practices) < MAX_PRACTICES_PER_ITEM:
-            practices.append((row.practice_id, geo.km_from_chord_squared(row.practice_c2)))
-    # An empty page (the data changed under a cursor) carries no total: count on its own.
-    count = rows[0].total if rows else session.scalar(select(total)) or 0
-
-    next_cursor = None
-    if len(therapists) > query.limit:
-        del therapists[keys[query.limit][-1]]
-        next_cursor = _encode_cursor(query, keys[query.limit - 1])
-    return therapists, count, next_cursor
+        if len(found) < MAX_PRACTICES_PER_ITEM:
+            found.append((row.practice_id, geo.km_from_chord_squared(row.practice_c2)))
+    page = keys[: query.limit]
+    ranked = {key[-1]: practices[key[-1]] for key in page}
+    next_cursor = _encode_cursor(query, page[-1]) if len(keys) > query.limit else None
+    return ranked, next_cursor
 
 
 # --- the page's items -------------------------------------------------------------------
@@ -274,45 +323,41 @@ def _hits(
     ranked: dict[int, list[tuple[int, float]]],
     people: dict[int, dict[str, Any]],
     today: date,
-) -> list[TherapistHit]:
+) -> list[dict[str, Any]]:
     """The page's items. Who each therapist is came with the page; their practices'
     sites and plans take one more read, a statement built once with expanding
     parameters. Code lists come from the projection, names from the vocabularies."""
     if not ranked:
         return []
     sites: dict[int, dict[str, Any]] = {}
-    plans: dict[int, list[PlanEntry]] = defaultdict(list)
+    plans: dict[int, list[dict[str, Any]]] = defaultdict(list)
     practice_ids = [pid for found in ranked.values() for pid, _d in found]
-    result = session.connection().execute(_SITES, {"ids": practice_ids, "today": today})
+    statement = _sites(session.get_bind().dialect.name)
+    result = session.connection().execute(statement, {"ids": practice_ids, "today": today})
     names = list(result.keys())
-    split = len(names) - len(_PLAN_COLUMNS)
+    split = len(names) - len(_PLAN_KEYS)
     for row in result:
         values = tuple(row)
         practice_id = values[0]
         if practice_id not in sites:
             sites[practice_id] = dict(zip(names[1:split], values[1:split], strict=True))
         if values[split] is not None:  # the plan id: in network with a plan today
-            entry = dict(zip(names[split:], values[split:], strict=True))
-            plans[practice_id].append(PlanEntry.model_validate(entry))
+            plans[practice_id].append(dict(zip(names[split:], values[split:], strict=True)))
 
     known = vocabulary(session)
     factor = geo.KM_PER_MILE if query.unit is Unit.MI else 1.0
     return [
-        TherapistHit.model_validate(
-            {
-                **_identity(people[tid], known),
-                "distance": round(found[0][1] / factor, 2),
-                "practices": [
-                    _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid])
-                    for pid, d in found
-                ],
-            }
-        )
+        {
+            **_identity(people[tid], known),
+            "distance": round(found[0][1] / factor, 2),
+            "practices": [
+                _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid]) for pid, d in found
+            ],
+        }
         for tid, found in ranked.items()
     ]
 
 
-_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _IDENTITY = (
     Therapist.id, Therapist.npi, Therapist.first_name, Therapist.middle_name,
     Therapist.last_name, Therapist.name_suffix, Therapist.credentials, Therapist.gender,
@@ -343,37 +388,44 @@ _LOCATION_COLUMNS = (
     Location.geocode_precision, Location.phone, Location.fax, Location.facility_type,
     Location.accessibility, Location.updated_at,
 )  # fmt: skip
-# Each practice's site, and the plans it is in network with today (one row per plan,
-# or one row of nulls): the plan columns come last.
-_network = (
-    select(Participation.practice_id, Plan.id.label("plan_id"), Plan.name.label("plan_name"),
-           Plan.plan_type, Payer.id.label("payer_id"), Payer.name.label("payer_name"),
-           Participation.network_tier, Participation.effective_from,
-           Participation.effective_to, Participation.verified_at)
-    .join(Plan, Plan.id == Participation.plan_id)
-    .join(Payer, Payer.id == Plan.payer_id)
-    .where(Participation.practice_id.in_(_IDS), in_force(bindparam("today", type_=Date)))
-    .subquery("network")
-)  # fmt: skip
-_PLAN_COLUMNS = [column for column in _network.c if column.key != "practice_id"]
-_SITES = (
-    select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
-           Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS, *_PLAN_COLUMNS)
-    .join(Location, Location.id == Practice.location_id)
-    .outerjoin(_network, _network.c.practice_id == Practice.id)
-    .where(Practice.id.in_(_IDS))
-    .order_by(Practice.id, _network.c.payer_name, _network.c.plan_name)
-)  # fmt: skip
+_PLAN_KEYS = ("plan_id", "plan_name", "plan_type", "payer_id", "payer_name", "network_tier",
+              "effective_from", "effective_to", "verified_at")  # fmt: skip
+
+
+@cache
+def _sites(dialect: str) -> Select[*tuple[Any, ...]]:
+    """Each practice's site, and the plans it is in network with today (one row per
+    plan, or one row of nulls): the plan columns come last. Built once per dialect,
+    with the practice ids and the day as bound values."""
+    network = (
+        select(Participation.practice_id, Plan.id.label("plan_id"), Plan.name.label("plan_name"),
+               Plan.plan_type, Payer.id.label("payer_id"), Payer.name.label("payer_name"),
+               Participation.network_tier, Participation.effective_from,
+               Participation.effective_to, Participation.verified_at)
+        .join(Plan, Plan.id == Participation.plan_id)
+        .join(Payer, Payer.id == Plan.payer_id)
+        .where(in_bound_ids(Participation.practice_id, "ids", dialect),
+               in_force(bindparam("today", type_=Date)))
+        .subquery("network")
+    )  # fmt: skip
+    return (
+        select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
+               Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS,
+               *(network.c[key] for key in _PLAN_KEYS))
+        .join(Location, Location.id == Practice.location_id)
+        .outerjoin(network, network.c.practice_id == Practice.id)
+        .where(in_bound_ids(Practice.id, "ids", dialect))
+        .order_by(Practice.id, network.c.payer_name, network.c.plan_name)
+    )  # fmt: skip
 
 
 def _practice_hit(
-    practice_id: int, distance: float, site: dict[str, Any], plans: list[PlanEntry]
-) -> PracticeHit:
+    practice_id: int, distance: float, site: dict[str, Any], plans: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A PracticeHit's fields."""
     location = dict(site)
     flags = {name: location.pop(name) for name in _PRACTICE_FLAGS}
-    return PracticeHit.model_validate(
-        {"id": practice_id, "distance": distance, **flags, "location": location, "plans": plans}
-    )
+    return {"id": practice_id, "distance": distance, **flags, "location": location, "plans": plans}
 
 
 _PRACTICE_FLAGS = ("accepting_new_patients", "telehealth", "home_visits")
@@ -382,64 +434,117 @@ _PRACTICE_FLAGS = ("accepting_new_patients", "telehealth", "home_visits")
 # --- facets -------------------------------------------------------------------------------
 
 
-def _facets(
+def _page_keys_and_facets(
     session: Session, query: SearchQuery, where: _Conditions
-) -> dict[str, list[FacetCount]]:
-    """Counts of matching therapists per value; each facet ignores its own filter.
+) -> tuple[list[list[Any]], int, list[tuple[str, str, int]]]:
+    """One statement, one pass over the area: the page's sort keys, the total, and the
+    counts of matching therapists per facet value, each facet ignoring its own filter.
 
-    One statement. The practices in the area are grouped once per therapist into
-    what each facet needs: whether some practice passes every filter but the
-    facet's own, the therapist's value (or, for practice-level facets, which values
-    its passing practices have). Counting therapists is then a plain count over
-    those rows, with no DISTINCT per facet. Code lists (specialties, conditions,
-    languages, plans) are grouped as whole lists and split here.
+    The practices in the area are grouped once per therapist into what the page and
+    each facet need: its nearest practice passing every filter (the page and the
+    total), whether some practice passes every filter but a facet's own, and the
+    therapist's value (or, for practice-level facets, which values its passing
+    practices have). Counting therapists is then a plain count over those rows, with
+    no DISTINCT per facet. Code lists are grouped as whole lists and split later.
     """
-    if not query.facets:
-        return {}
     dialect = session.get_bind().dialect.name
-    columns: list[Any] = [S.therapist_id.label("tid")]
-    for facet in query.facets:
-        passing = and_(true(), *(test for other, test in where.by_facet.items() if other != facet))
-        value = _facet_column(dialect, facet, where)
-        name = facet.value
-        if facet in _PRACTICE_VALUES:
-            columns += [
-                func.max(case((and_(passing, value == option), 1), else_=0)).label(f"{name}_{i}")
-                for i, option in enumerate(_PRACTICE_VALUES[facet])
-            ]
-        elif facet is Facet.PLAN_ID:
-            columns.append(concat_agg(dialect, case((passing, value))).label(name))
-        else:  # a therapist-level value, the same on each of its rows
-            columns += [
-                func.min(value).label(name),
-                func.max(case((passing, 1), else_=0)).label(f"{name}_ok"),
-            ]
-    people = _materialized(
-        where.near(select(*columns)).where(where.area, *where.fixed).group_by(S.therapist_id),
-        "people",
-    )
+    by_name = query.sort is Sort.NAME
+    # Each filter and each facet value is computed once per practice row, in a
+    # subquery the planner may not flatten (OFFSET 0): flattened, every filter would
+    # be evaluated again inside each aggregate that tests it.
+    rows = (
+        where.near(select(
+            S.therapist_id.label("tid"),
+            where.chord.label("c2"),
+            *((S.last_name_key.label("last"), S.first_name_key.label("first")) if by_name else ()),
+            *(test.label(f"ok_{facet.value}") for facet, test in where.by_facet.items()),
+            *(_facet_column(dialect, facet, where).label(f"value_{facet.value}")
+              for facet in query.facets),
+        ))
+        .where(where.area, *where.fixed)
+        .offset(0)
+        .subquery("area_rows")
+    )  # fmt: skip
 
-    def branches(facet: Facet) -> list[Select[*tuple[Any, ...]]]:
+    def passing(*ignored: Facet) -> ColumnElement[bool]:
+        return and_(true(), *(rows.c[f"ok_{f.value}"] for f in where.by_facet if f not in ignored))
+
+    columns: list[Any] = [rows.c.tid, func.min(case((passing(), rows.c.c2))).label("c2")]
+    if by_name:  # the therapist's own, the same on each of its rows
+        columns += [func.min(rows.c.last).label("last"), func.min(rows.c.first).label("first")]
+    for facet in query.facets:
+        value = rows.c[f"value_{facet.value}"]
         name = facet.value
-        label = literal(name).label("facet")
         if facet in _PRACTICE_VALUES:
-            return [
-                select(
-                    label, literal(str(option)).label("value"), func.sum(people.c[f"{name}_{i}"])
+            columns += [
+                func.max(case((and_(passing(facet), value == option), 1), else_=0)).label(
+                    f"{name}_{i}"
                 )
                 for i, option in enumerate(_PRACTICE_VALUES[facet])
             ]
-        value = people.c[name]
-        ok = [value.is_not(None)] + ([people.c[f"{name}_ok"] == 1]
-                                     if facet is not Facet.PLAN_ID else [])  # fmt: skip
-        return [select(label, cast(value, String), func.count()).where(*ok).group_by(value)]
+        elif facet is Facet.PLAN_ID:
+            columns.append(concat_agg(dialect, case((passing(facet), value))).label(name))
+        else:  # a therapist-level value, the same on each of its rows
+            columns.append(func.min(value).label(name))
+            if _others_filter(where, facet):  # else every therapist in the area passes
+                columns.append(func.max(case((passing(facet), 1), else_=0)).label(f"{name}_ok"))
+    people = _materialized(select(*columns).group_by(rows.c.tid), "people")
 
-    counted: dict[Facet, defaultdict[Any, int]] = {f: defaultdict(int) for f in query.facets}
-    statement = union_all(*(branch for facet in query.facets for branch in branches(facet)))
-    for facet_name, value, n in session.connection().execute(statement):
-        facet = Facet(facet_name)
-        if not n:
+    no_text, no_float = cast(null(), String), cast(null(), Float)
+    qualified = select(*people.c).where(people.c.c2.is_not(None)).subquery("qualified")
+    page = _first_page_rows(query, qualified).subquery("page")
+    branches = [
+        select(literal("page"), no_text, page.c.tid, page.c.c2,
+               *((page.c.last, page.c.first) if by_name else (no_text, no_text))),
+        select(literal("total"), no_text, func.count(people.c.c2), no_float, no_text, no_text),
+    ]  # fmt: skip
+    for facet in query.facets:
+        name = facet.value
+        label = literal(name)
+        if facet in _PRACTICE_VALUES:
+            branches += [
+                select(label, literal(str(option)), func.sum(people.c[f"{name}_{i}"]),
+                       no_float, no_text, no_text)
+                for i, option in enumerate(_PRACTICE_VALUES[facet])
+            ]  # fmt: skip
             continue
+        value = people.c[name]
+        ok = [value.is_not(None)]
+        if f"{name}_ok" in people.c:
+            ok.append(people.c[f"{name}_ok"] == 1)
+        branches.append(
+            select(label, cast(value, String), func.count(), no_float, no_text, no_text)
+            .where(*ok)
+            .group_by(value)
+        )
+
+    keys: list[list[Any]] = []
+    total = 0
+    facet_rows: list[tuple[str, str, int]] = []
+    for kind, value, n, c2, last, first in session.connection().execute(union_all(*branches)):
+        if kind == "page":
+            keys.append([last, first, n] if by_name else [c2, n])
+        elif kind == "total":
+            total = n
+        elif n:
+            facet_rows.append((kind, value, n))
+    keys.sort()  # the page's rows come unordered out of the union
+    return keys, total, facet_rows
+
+
+def _others_filter(where: _Conditions, facet: Facet) -> bool:
+    """Some filter other than the facet's own is in use."""
+    return any(other is not facet for other in where.by_facet)
+
+
+def _facet_counts(
+    session: Session, query: SearchQuery, facet_rows: list[tuple[str, str, int]]
+) -> dict[str, list[FacetCount]]:
+    """Facet menus from the counted rows: code lists split, values typed and named,
+    chosen values kept, largest count first."""
+    counted: dict[Facet, defaultdict[Any, int]] = {f: defaultdict(int) for f in query.facets}
+    for facet_name, value, n in facet_rows:
+        facet = Facet(facet_name)
         if facet in _CODE_LIST_FACETS:
             for code in set(value.split()):
                 counted[facet][code] += n
