@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,16 @@ def build_cases() -> list[Case]:
     return cases
 
 
-def raw_sql(dialect: str, case: Case, plan_id: int, after: tuple[float, int] | None) -> Any:
+def raw_sql(
+    dialect: str, case: Case, plan_id: int, after: tuple[float, int] | None, *, full: bool = False
+) -> Any:
     """The best single statement we found for the page and the total.
 
     It reads the same projection the service does (spatial key order, unit
     vectors, code lists) and ranks by the squared chord, as the service does;
-    the distance is the same function of it."""
+    the distance is the same function of it. With `full`, the same statement also
+    returns the rest of the answer the API gives (facets aside): who each therapist
+    is, and its qualifying practices with their sites and the plans in force."""
     radius_km = RADIUS_MI * 1.609344
     filters = []
     if case.neurology:
@@ -123,12 +128,39 @@ def raw_sql(dialect: str, case: Case, plan_id: int, after: tuple[float, int] | N
             f" WHERE r.max_lat >= {case.lat - lat_pad} AND r.min_lat <= {case.lat + lat_pad}"
             f" AND r.max_lon >= {case.lon - lon_pad} AND r.min_lon <= {case.lon + lon_pad}"
         )
-    statement = text(
-        f"WITH g AS MATERIALIZED (SELECT s.therapist_id AS tid, min({chord}) AS c2 FROM {source}"
+    best = (
+        f"g AS MATERIALIZED (SELECT s.therapist_id AS tid, min({chord}) AS c2 FROM {source}"
         f" AND {chord} <= :max_c2{where} GROUP BY s.therapist_id)"
-        f" SELECT g.tid, g.c2, (SELECT count(*) FROM g) AS total FROM g{keyset}"
+    )
+    page = (
+        f"SELECT g.tid, g.c2, (SELECT count(*) FROM g) AS total FROM g{keyset}"
         " ORDER BY g.c2, g.tid LIMIT 20"
     )
+    if not full:
+        statement = text(f"WITH {best} {page}")
+    else:
+        in_force = " AND ".join(
+            f"(pa.effective_{end} IS NULL OR pa.effective_{end} {op} CURRENT_DATE)"
+            for end, op in (("from", "<="), ("to", ">="))
+        )
+        statement = text(
+            f"WITH {best}, page AS MATERIALIZED ({page})"
+            " SELECT page.tid, page.c2, page.total, t.npi, t.first_name, t.middle_name,"
+            " t.last_name, t.name_suffix, t.credentials, t.gender, s.specialties,"
+            " s.primary_specialty, s.certifications, s.conditions, s.services, s.languages,"
+            f" s.practice_id, {chord} AS practice_c2, p.accepting_new_patients, p.telehealth,"
+            " p.home_visits, l.id, l.name, l.address_line1, l.address_line2, l.city, l.state,"
+            " l.zip, l.latitude, l.longitude, l.geocode_precision, l.phone, l.fax,"
+            " l.facility_type, l.accessibility, l.updated_at, pl.id, pl.name, pl.plan_type,"
+            " py.id, py.name, pa.network_tier, pa.effective_from, pa.effective_to,"
+            " pa.verified_at"
+            " FROM page JOIN therapists t ON t.id = page.tid"
+            f" JOIN search_practices s ON s.therapist_id = page.tid AND {chord} <= :max_c2{where}"
+            " JOIN practices p ON p.id = s.practice_id JOIN locations l ON l.id = p.location_id"
+            f" LEFT JOIN participations pa ON pa.practice_id = p.id AND {in_force}"
+            " LEFT JOIN plans pl ON pl.id = pa.plan_id LEFT JOIN payers py ON py.id = pl.payer_id"
+            " ORDER BY page.c2, page.tid, practice_c2, s.practice_id, py.name, pl.name"
+        )
     lat, lon = math.radians(case.lat), math.radians(case.lon)
     params: dict[str, Any] = {
         "lat": case.lat, "lon": case.lon, "radius_m": radius_km * 1000 * (1 + 1e-6) + 1.0,
@@ -203,8 +235,8 @@ def main() -> None:
 
     cursors: dict[str, tuple[str | None, tuple[float, int] | None]] = {}
 
-    def run_raw(case: Case) -> None:
-        statement, params = raw_sql(dialect, case, plan_id, cursors[case.name][1])
+    def run_raw(case: Case, *, full: bool = False) -> None:
+        statement, params = raw_sql(dialect, case, plan_id, cursors[case.name][1], full=full)
         with engine.connect() as connection:
             connection.execute(statement, params).all()
 
@@ -220,13 +252,14 @@ def main() -> None:
         client.get("/v1/search/therapists", params=params).raise_for_status()
 
     layers: dict[str, Callable[[Case], None]] = {
-        "raw SQL": run_raw, "service": run_service, "HTTP": run_http,
+        "raw SQL": run_raw, "raw SQL, full answer": partial(run_raw, full=True),
+        "service": run_service, "HTTP": run_http,
     }  # fmt: skip
     try:
         cursors.update({case.name: page_cursor(case) for case in cases})
         for layer, run in layers.items():
             for case in cases:
-                if layer == "raw SQL" and case.facets:
+                if layer.startswith("raw SQL") and case.facets:
                     continue
                 for _ in range(3):
                     run(case)  # warm-up: caches, prepared plans, connections
@@ -261,6 +294,12 @@ def main() -> None:
         print(f"all cases, {layer}: p50 {percentile(merged, 0.5):.1f} ms, "
               f"p99 {percentile(merged, 0.99):.1f} ms; without facets p50 "
               f"{percentile(plain, 0.5):.1f} ms")  # fmt: skip
+    http, raw, full = (
+        percentile([s for c in cases if not c.facets for s in c.samples[layer]], 0.5)
+        for layer in ("HTTP", "raw SQL", "raw SQL, full answer")
+    )
+    print(f"plain searches, HTTP/raw SQL p50 {http / raw:.2f}, "
+          f"HTTP/raw SQL full answer p50 {http / full:.2f}")  # fmt: skip
     print_ratios(cases)
 
 
@@ -273,7 +312,8 @@ def print_ratios(cases: list[Case]) -> None:
         plain = [c for c in cases if c.name.startswith(origin) and "raw SQL" in c.samples]
         http = statistics.median(percentile(c.samples["HTTP"], 0.5) for c in plain)
         raw = statistics.median(percentile(c.samples["raw SQL"], 0.5) for c in plain)
-        line = f"{origin}: HTTP/raw SQL p50 {http / raw:.1f}"
+        full = statistics.median(percentile(c.samples["raw SQL, full answer"], 0.5) for c in plain)
+        line = f"{origin}: HTTP/raw SQL p50 {http / raw:.1f}, HTTP/full answer {http / full:.1f}"
         for with_facets in (c for c in cases if c.name.startswith(origin) and c.facets):
             without = by_name[with_facets.name.removesuffix(" + facets")]
             ratio = percentile(with_facets.samples["service"], 0.5) / percentile(
