@@ -50,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=get_settings().log_level,
+        log_config=None,  # the application configures logging (JSON lines, request ids)
+        access_log=False,  # and writes its own access log
         proxy_headers=False,
     )
     return 0

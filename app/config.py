@@ -1,8 +1,10 @@
 """Runtime configuration, read once from `PTDIR_*` environment variables."""
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,7 +32,17 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1, le=100)
     # Largest JSON body accepted on the record endpoints (imports have their own limit).
     max_body_bytes: int = Field(default=1_000_000, ge=1_000, le=100_000_000)
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # json: one JSON object per line (for log collectors); text: for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    # One line per request (route, status, time, request id; searches coarsened).
+    access_log: bool = True
+    # Origins whose web pages may read public data ("*" for any; empty for none).
+    # Writes and import jobs are never readable cross-origin.
+    cors_origins: str = "*"
+    # PostgreSQL: longest a request's statement may run before it is cancelled
+    # (answered 503); 0 for no limit. Imports lift it for their own transactions.
+    database_statement_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
     # Uploaded rosters wait here until a worker has read them. Workers on several
     # machines need it on shared storage.
     import_dir: Path = Field(default_factory=default_import_dir)
@@ -45,6 +57,18 @@ class Settings(BaseSettings):
         if url.startswith("sqlite") or url.startswith("postgresql"):
             return url
         raise ValueError("PTDIR_DATABASE_URL must be an sqlite:/// or postgresql+psycopg:// URL")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def is_sqlite(self) -> bool:

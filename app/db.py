@@ -62,8 +62,13 @@ def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: 
             dbapi_connection.create_function(name, 1, getattr(math, name), deterministic=True)
 
 
-def create_db_engine(url: str, *, pool_size: int = 5, pool_timeout: float = 5.0) -> Engine:
-    """An engine with the per-backend connection settings this service relies on."""
+def create_db_engine(
+    url: str, *, pool_size: int = 5, pool_timeout: float = 5.0, statement_timeout_ms: int = 0
+) -> Engine:
+    """An engine with the per-backend connection settings this service relies on.
+
+    `statement_timeout_ms` (PostgreSQL) cancels a statement that runs longer, so a
+    request cannot hold a connection and a core indefinitely; 0 for no limit."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -81,15 +86,21 @@ def create_db_engine(url: str, *, pool_size: int = 5, pool_timeout: float = 5.0)
         pool_pre_ping=True,
         # JIT compilation pays off for long analytic queries, not for millisecond
         # lookups: on a search it can cost more than the query itself.
-        connect_args={"connect_timeout": 5, "options": "-c jit=off"},
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c jit=off -c statement_timeout={statement_timeout_ms}",
+        },
     )
 
 
-def engine_from_settings(settings: Settings) -> Engine:
+def engine_from_settings(settings: Settings, *, requests: bool = False) -> Engine:
+    """The engine for API requests (`requests`: with the statement time limit), or for
+    long work (imports, migrations, the command line: none)."""
     return create_db_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         pool_timeout=settings.database_pool_timeout,
+        statement_timeout_ms=settings.database_statement_timeout_ms if requests else 0,
     )
 
 

@@ -116,6 +116,10 @@ class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 
 
+class QueryTimeout(ProblemError):
+    status, title, slug = 503, "Service Unavailable", "query-timeout"
+
+
 class InvalidInput(ProblemError):
     """422 naming each bad field; raised by services for checks that need the database."""
 
@@ -200,6 +204,12 @@ def register_error_handlers(app: FastAPI) -> None:
                 [], detail="a value is out of range or malformed for the directory's storage"
             )
             return problem_response(invalid.problem())
+        if getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED:
+            timeout = QueryTimeout(
+                "The database took longer than this service allows for one request; "
+                "retry, or narrow the request (a smaller area, more filters)."
+            )
+            return problem_response(timeout.problem(), {"Retry-After": "1"})
         if exc.connection_invalidated or _is_connection_error(exc):
             error = ServiceUnavailable("The database is unavailable; retry shortly.")
             return problem_response(error.problem(), {"Retry-After": "5"})
@@ -210,6 +220,9 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return problem_response(ProblemError().problem())
+
+
+_QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel request)
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

@@ -13,6 +13,11 @@ from app import geocoding
 from app.body_limit import BodyLimitMiddleware
 from app.config import Settings, get_settings
 from app.db import engine_from_settings, make_sessionmaker
+from app.edge.cors import PublicReadCORS
+from app.edge.logs import configure_logging
+from app.edge.metrics import Metrics
+from app.edge.middleware import EdgeMiddleware
+from app.edge.router import router as metrics_router
 from app.errors import register_error_handlers
 from app.health.router import router as health_router
 from app.imports.jobs import Worker
@@ -34,19 +39,27 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = engine_from_settings(settings)
+        engine = engine_from_settings(settings, requests=True)
+        # Imports run in their own pool, without the per-statement time limit, so a
+        # long import neither times out nor takes connections from requests.
+        import_engine = engine_from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        metrics.watch_imports(engine)
         # Build the ZIP and city indexes now rather than on the first request.
         await anyio.to_thread.run_sync(geocoding.warm_up)
         # Those indexes and the imported modules live as long as the process: take them
         # out of the garbage collector's sight, so its passes stay short under load.
         gc.collect()
         gc.freeze()
-        workers = [Worker(engine, settings.import_dir) for _ in range(settings.import_workers)]
+        workers = [
+            Worker(import_engine, settings.import_dir) for _ in range(settings.import_workers)
+        ]
         for worker in workers:
             worker.start()
         app.state.import_worker = workers[0] if workers else None
@@ -56,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for worker in workers:
                 worker.stop()
             engine.dispose()
+            import_engine.dispose()
 
     app = FastAPI(
         title="Physical therapist directory",
@@ -64,14 +78,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     register_error_handlers(app)
+    # Added innermost first: the edge layer sees every response, CORS included.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         streamed=re.compile(r"^/v1/(payers/[^/]+/)?imports/?$"),
     )
+    app.add_middleware(PublicReadCORS, origins=settings.cors_origin_list)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, access_log=settings.access_log)
     for router in (
         health_router,
+        metrics_router,
         search_router,
         reference_router,
         networks_router,
