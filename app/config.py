@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PTDIR_", extra="ignore")
 
     database_url: str = Field(default_factory=default_database_url)
+    # A PostgreSQL streaming replica for searches and vocabularies (optional).
+    read_database_url: str | None = None
     # Seconds a request waits for a pooled connection before answering 503.
     database_pool_timeout: float = Field(default=5.0, gt=0, le=60)
     database_pool_size: int = Field(default=5, ge=1, le=100)
@@ -57,6 +59,13 @@ class Settings(BaseSettings):
         if url.startswith("sqlite") or url.startswith("postgresql"):
             return url
         raise ValueError("PTDIR_DATABASE_URL must be an sqlite:/// or postgresql+psycopg:// URL")
+
+    @field_validator("read_database_url")
+    @classmethod
+    def _replica_is_postgres(cls, url: str | None) -> str | None:
+        if url and not url.startswith("postgresql"):
+            raise ValueError("PTDIR_READ_DATABASE_URL must be a postgresql+psycopg:// URL")
+        return url or None
 
     @field_validator("cors_origins")
     @classmethod

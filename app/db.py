@@ -4,8 +4,10 @@ One transaction per request: the session dependency commits when the endpoint
 returns and rolls back when it raises. Services only ever `flush()`.
 """
 
+import logging
 import math
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,11 +29,13 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.config import Settings
 from app.errors import Conflict
+
+logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -93,11 +97,16 @@ def create_db_engine(
     )
 
 
-def engine_from_settings(settings: Settings, *, requests: bool = False) -> Engine:
+def engine_from_settings(
+    settings: Settings, *, requests: bool = False, replica: bool = False
+) -> Engine:
     """The engine for API requests (`requests`: with the statement time limit), or for
-    long work (imports, migrations, the command line: none)."""
+    long work (imports, migrations, the command line: none); on the read replica
+    with `replica`."""
+    url = settings.read_database_url if replica else settings.database_url
+    assert url is not None, "no read replica configured"
     return create_db_engine(
-        settings.database_url,
+        url,
         pool_size=settings.database_pool_size,
         pool_timeout=settings.database_pool_timeout,
         statement_timeout_ms=settings.database_statement_timeout_ms if requests else 0,
@@ -133,6 +142,54 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the commit happens before the response is sent, so a
 # failed commit becomes an error response rather than a lie.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+class ReadRouting:
+    """Where public reads (search, vocabularies, filter menus) go: a streaming replica
+    when one is configured and answering, else the primary.
+
+    A replica that fails a connection check is skipped for `retry_seconds`, so while
+    it is down each read costs one failed attempt per interval, not one per request.
+    Reads there may lag the primary by the replication delay; writes, record reads
+    (a payer reading back what it wrote) and imports always use the primary.
+    """
+
+    def __init__(
+        self,
+        primary: sessionmaker[Session],
+        replica: Engine | None,
+        *,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        self.primary = primary
+        self.replica = make_sessionmaker(replica) if replica is not None else None
+        self.retry_seconds = retry_seconds
+        self._skip_until = 0.0
+
+    def session(self) -> Session:
+        if self.replica is not None and time.monotonic() >= self._skip_until:
+            session = self.replica()
+            try:
+                session.connection()  # checked out with a ping: a dead replica fails here
+                return session
+            except DBAPIError as error:
+                session.close()
+                self._skip_until = time.monotonic() + self.retry_seconds
+                logger.warning(
+                    "read replica unreachable (%s); reads use the primary for %.0f s",
+                    type(error.orig).__name__,
+                    self.retry_seconds,
+                )
+        return self.primary()
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    routing: ReadRouting = request.app.state.reads
+    with routing.session() as session:
+        yield session  # nothing to commit: reads only
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

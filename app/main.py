@@ -12,7 +12,7 @@ import app.models  # noqa: F401  (every mapper configured before first use)
 from app import geocoding
 from app.body_limit import BodyLimitMiddleware
 from app.config import Settings, get_settings
-from app.db import engine_from_settings, make_sessionmaker
+from app.db import ReadRouting, engine_from_settings, make_sessionmaker
 from app.edge.cors import PublicReadCORS
 from app.edge.logs import configure_logging
 from app.edge.metrics import Metrics
@@ -50,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import_engine = engine_from_settings(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        replica = (
+            engine_from_settings(settings, requests=True, replica=True)
+            if settings.read_database_url
+            else None
+        )
+        app.state.reads = ReadRouting(app.state.sessionmaker, replica)
         metrics.watch_imports(engine)
         # Build the ZIP and city indexes now rather than on the first request.
         await anyio.to_thread.run_sync(geocoding.warm_up)
@@ -70,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker.stop()
             engine.dispose()
             import_engine.dispose()
+            if replica is not None:
+                replica.dispose()
 
     app = FastAPI(
         title="Physical therapist directory",

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 
 from app.config import Settings
-from app.db import get_session
+from app.db import get_read_session
 from app.edge.logs import ACCESS_LOGGER, JSONFormatter
 from app.imports.models import ImportJob, JobStatus
 from app.main import create_app
@@ -98,7 +98,7 @@ def test_an_unexpected_error_is_a_500_problem_with_its_request_id_logged(
         raise RuntimeError("secret internal detail")
         yield None  # pragma: no cover
 
-    application.dependency_overrides[get_session] = broken_session
+    application.dependency_overrides[get_read_session] = broken_session
     with TestClient(application, raise_server_exceptions=False) as test_client:
         response = test_client.get(SEARCH, params={"zip": "60614"})
     assert response.status_code == 500

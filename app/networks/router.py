@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import AdminDep, PrincipalDep
-from app.db import SessionDep
+from app.db import ReadSessionDep, SessionDep
 from app.errors import WRITE_ERRORS, Problem
 from app.fields import MAX_ID, PathId
 from app.networks import service
@@ -30,7 +30,7 @@ _CONFLICT: dict[int | str, dict[str, object]] = {
 
 
 @router.get("/payers")
-def list_payers(session: SessionDep) -> list[PayerRead]:
+def list_payers(session: ReadSessionDep) -> list[PayerRead]:
     """Every payer (insurer or program) in the directory."""
     return [PayerRead.model_validate(p) for p in service.list_payers(session)]
 
@@ -61,7 +61,7 @@ def update_payer(
 
 @router.get("/plans")
 def list_plans(
-    session: SessionDep,
+    session: ReadSessionDep,
     payer_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this payer's plans")
     ] = None,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-from app.db import SessionDep
+from app.db import ReadSessionDep
 from app.locations.models import FACILITY_LABELS, FacilityType, Location
 from app.reference.models import Certification, Condition, Language, Service, Specialty
 from app.reference.schemas import (
@@ -22,21 +22,21 @@ router = APIRouter(prefix="/v1", tags=["reference data"])
 
 
 @router.get("/specialties")
-def list_specialties(session: SessionDep) -> list[SpecialtyRead]:
+def list_specialties(session: ReadSessionDep) -> list[SpecialtyRead]:
     """NUCC physical therapy taxonomy codes with their slugs (e.g. `neurology`)."""
     rows = session.scalars(select(Specialty).order_by(Specialty.code))
     return [SpecialtyRead.model_validate(row) for row in rows]
 
 
 @router.get("/conditions")
-def list_conditions(session: SessionDep) -> list[ConditionRead]:
+def list_conditions(session: ReadSessionDep) -> list[ConditionRead]:
     """Conditions treated, grouped by category (neuropathy, neurological, balance…)."""
     rows = session.scalars(select(Condition).order_by(Condition.category, Condition.slug))
     return [ConditionRead.model_validate(row) for row in rows]
 
 
 @router.get("/services")
-def list_services(session: SessionDep) -> list[ServiceRead]:
+def list_services(session: ReadSessionDep) -> list[ServiceRead]:
     """Exercise and treatment services offered (aerobic, balance, aquatic, gait…)."""
     return [
         ServiceRead.model_validate(r)
@@ -45,7 +45,7 @@ def list_services(session: SessionDep) -> list[ServiceRead]:
 
 
 @router.get("/certifications")
-def list_certifications(session: SessionDep) -> list[CertificationRead]:
+def list_certifications(session: ReadSessionDep) -> list[CertificationRead]:
     """Board certifications (ABPTS specialist certifications such as NCS)."""
     rows = session.scalars(select(Certification).order_by(Certification.code))
     return [CertificationRead.model_validate(row) for row in rows]
@@ -53,7 +53,7 @@ def list_certifications(session: SessionDep) -> list[CertificationRead]:
 
 @router.get("/languages")
 def list_languages(
-    session: SessionDep,
+    session: ReadSessionDep,
     in_use: Annotated[
         bool, Query(description="Only languages some therapist speaks (for filter menus)")
     ] = False,
@@ -67,7 +67,7 @@ def list_languages(
 
 
 @router.get("/facility-types")
-def list_facility_types(session: SessionDep) -> list[FacilityTypeRead]:
+def list_facility_types(session: ReadSessionDep) -> list[FacilityTypeRead]:
     """Kinds of facility, with how many practice locations of each kind the directory has."""
     counts = dict(
         session.execute(

@@ -6,8 +6,9 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.db import SessionDep
+from app.db import ReadSessionDep
 from app.errors import FieldError, InvalidInput
 from app.fields import MAX_ID, has_control_characters
 from app.geocoding import city_centroid, zip_centroid
@@ -138,7 +139,7 @@ def _ids(values: list[str], name: str) -> list[int]:
 
 
 def get_search_query(
-    session: SessionDep,
+    session: ReadSessionDep,
     lat: Annotated[
         float | None,
         Query(
@@ -341,7 +342,7 @@ def get_search_query(
 Value = TypeVar("Value", str, int)
 
 
-def _known(session: SessionDep, column: Any, values: list[Value], name: str) -> list[Value]:
+def _known(session: Session, column: Any, values: list[Value], name: str) -> list[Value]:
     if not values:
         return []
     found = set(session.scalars(select(column).where(column.in_(values))))

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Response
 
-from app.db import SessionDep
+from app.db import ReadSessionDep
 from app.errors import Problem
 from app.search import service
 from app.search.params import SearchQueryDep
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/search", tags=["search"])
         ]
     },
 )
-def search_therapists(session: SessionDep, query: SearchQueryDep) -> Response:
+def search_therapists(session: ReadSessionDep, query: SearchQueryDep) -> Response:
     """Therapists near a place who match every filter, nearest first, with facet counts.
 
     Example: a neurology PT accepting Medicare Part B (plan 1 in the demo data)
