@@ -18,6 +18,9 @@ from app.health.router import router as health_router
 from app.imports.jobs import Worker
 from app.imports.router import router as imports_router
 from app.networks.router import router as networks_router
+from app.ratelimit.clients import ClientKeys
+from app.ratelimit.limiter import limiter_from_settings
+from app.ratelimit.middleware import RateLimitMiddleware, document_rate_limit
 from app.reference.router import router as reference_router
 from app.search.router import router as search_router
 from app.therapists.router import router as therapists_router
@@ -34,6 +37,7 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    limiter = limiter_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for worker in workers:
                 worker.stop()
             engine.dispose()
+            if limiter is not None:
+                await limiter.aclose()
 
     app = FastAPI(
         title="Physical therapist directory",
@@ -79,4 +85,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports_router,
     ):
         app.include_router(router)
+    if limiter is not None:
+        # Monitors and the schema pages are polled; they stay out of clients' allowances.
+        unlimited = frozenset(
+            path
+            for path in (
+                "/healthz",
+                "/readyz",
+                app.openapi_url,
+                app.docs_url,
+                app.swagger_ui_oauth2_redirect_url,
+                app.redoc_url,
+            )
+            if path
+        )
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            burst=settings.rate_limit_burst,
+            clients=ClientKeys(settings.trusted_proxies),
+            exempt=unlimited,
+        )
+        document_rate_limit(app, unlimited)
     return app

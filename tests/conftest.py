@@ -24,6 +24,11 @@ from app.db import Base, create_db_engine
 from app.main import create_app
 from app.migrate import prepare_database
 
+# Test clients all come from one address and many tests read in loops: a default limit
+# would fail them depending on the order they run in. So every app the tests build leaves
+# reads unlimited unless it asks for a limit, as tests/ratelimit does.
+os.environ["PTDIR_RATE_LIMIT_PER_MINUTE"] = "0"
+
 POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
