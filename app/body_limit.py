@@ -6,12 +6,11 @@ if it fits: the application never sees a partial body, so the 413 cannot be
 swallowed by a body parser downstream.
 """
 
-import json
 import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.errors import PayloadTooLarge, send_problem
 
 
 class BodyLimitMiddleware:
@@ -68,23 +67,5 @@ class BodyLimitMiddleware:
         return replay
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE + "payload-too-large",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"the request body is over the limit of {self.max_bytes} bytes",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
+        await send_problem(send, error.problem(), [(b"connection", b"close")])

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 import app.models  # noqa: F401  (every mapper configured before first use)
 from app.auth import service as auth_service
 from app.auth.models import Role
-from app.config import get_settings
+from app.config import InvalidSettings, get_settings
 from app.db import engine_from_settings
 from app.errors import ProblemError
 from app.migrate import downgrade, ensure_sqlite_directory, prepare_database
@@ -235,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ProblemError as error:
         print(f"error: {error.detail or error.title}", file=sys.stderr)
+        return 2
+    except InvalidSettings as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
 

@@ -1,13 +1,16 @@
 """Runtime configuration, read once from `PTDIR_*` environment variables."""
 
+import ipaddress
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _data_home() -> Path:
@@ -52,6 +55,16 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=4_000_000_000, ge=1_000, le=100_000_000_000)
     # Import worker threads inside each API process; 0 leaves the queue to `ptdir worker`.
     import_workers: int = Field(default=1, ge=0, le=8)
+    # Public reads (GET and HEAD) each client may make per minute; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=600, ge=0, le=1_000_000)
+    # Requests a client that has been quiet may make at once before the rate applies.
+    rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000)
+    # Shared store so the limit holds across processes and machines; empty = per process.
+    rate_limit_redis_url: str = ""
+    # Key prefix in that store, so several deployments can share one Redis.
+    rate_limit_redis_prefix: str = Field(default="ptdir:ratelimit:", min_length=1, max_length=100)
+    # Peers whose X-Forwarded-For is believed; empty = the header is ignored.
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -79,11 +92,43 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
+    @field_validator("rate_limit_redis_url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        if not url or url.startswith(("redis://", "rediss://", "unix://")):
+            return url
+        raise ValueError("must be empty or a redis://, rediss:// or unix:// URL")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                # A bare address is a /32 (/128); host bits after a prefix are forgiven.
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return tuple(networks)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
 
+class InvalidSettings(Exception):
+    """A `PTDIR_*` variable that cannot be used; the message names each one."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"PTDIR_{str(e['loc'][0]).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
+        raise InvalidSettings(f"invalid configuration: {problems}") from None

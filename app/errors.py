@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,10 @@ class InvalidFile(ProblemError):
     status, title, slug = 422, "Unreadable File", "invalid-file"
 
 
+class TooManyRequests(ProblemError):
+    status, title, slug = 429, "Too Many Requests", "rate-limited"
+
+
 class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "unavailable"
 
@@ -148,6 +153,25 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+async def send_problem(
+    send: Send, problem: Problem, headers: Sequence[tuple[bytes, bytes]] = (), *, body: bool = True
+) -> None:
+    """Answers with `problem` from a pure ASGI middleware (no Response object on the way)."""
+    content = problem.model_dump_json(exclude_none=True).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": problem.status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(content)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content if body else b""})
 
 
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:

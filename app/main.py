@@ -23,6 +23,9 @@ from app.health.router import router as health_router
 from app.imports.jobs import Worker
 from app.imports.router import router as imports_router
 from app.networks.router import router as networks_router
+from app.ratelimit.clients import ClientKeys
+from app.ratelimit.limiter import limiter_from_settings
+from app.ratelimit.middleware import RateLimitMiddleware, document_rate_limit
 from app.reference.router import router as reference_router
 from app.search.router import router as search_router
 from app.therapists.router import router as therapists_router
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
+    limiter = limiter_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             import_engine.dispose()
             if replica is not None:
                 replica.dispose()
+            if limiter is not None:
+                await limiter.aclose()
 
     app = FastAPI(
         title="Physical therapist directory",
@@ -88,12 +94,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     register_error_handlers(app)
-    # Added innermost first: the edge layer sees every response, CORS included.
+    # Added innermost first: the edge layer sees every response (429s and CORS included).
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         streamed=re.compile(r"^/v1/(payers/[^/]+/)?imports/?$"),
     )
+    # Monitors and the schema pages are polled; they stay out of clients' allowances.
+    unlimited = frozenset(
+        path
+        for path in (
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            app.openapi_url,
+            app.docs_url,
+            app.swagger_ui_oauth2_redirect_url,
+            app.redoc_url,
+        )
+        if path
+    )
+    if limiter is not None:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            burst=settings.rate_limit_burst,
+            clients=ClientKeys(settings.trusted_proxies),
+            exempt=unlimited,
+        )
     app.add_middleware(PublicReadCORS, origins=settings.cors_origin_list)
     app.add_middleware(EdgeMiddleware, metrics=metrics, access_log=settings.access_log)
     for router in (
@@ -106,4 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports_router,
     ):
         app.include_router(router)
+    if limiter is not None:
+        document_rate_limit(app, unlimited)
     return app

@@ -3,6 +3,10 @@
 Set PTDIR_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
 to add the PostgreSQL tier; each run creates and drops its own database there.
 PTDIR_TEST_REQUIRE_POSTGRES=1 (set in CI) turns a missing URL into a failure.
+
+PTDIR_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15) adds the tests of the shared
+rate limit store; PTDIR_TEST_REQUIRE_REDIS=1 makes a missing URL or an unreachable
+server a failure instead of a skip.
 """
 
 import os
@@ -24,8 +28,15 @@ from app.db import Base, create_db_engine
 from app.main import create_app
 from app.migrate import prepare_database
 
+# Test clients all come from one address and many tests read in loops: a default limit
+# would fail them depending on the order they run in. So every app the tests build leaves
+# reads unlimited unless it asks for a limit, as tests/ratelimit does.
+os.environ["PTDIR_RATE_LIMIT_PER_MINUTE"] = "0"
+
 POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("PTDIR_TEST_REDIS_URL")
+REQUIRE_REDIS = os.environ.get("PTDIR_TEST_REQUIRE_REDIS") == "1"
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 VOCABULARY_TABLES = {"specialties", "conditions", "services", "certifications", "languages"}
 # The `issue_key` fixture: issue_key(role="admin", payer_id=None) → Authorization header.
@@ -37,6 +48,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             "PTDIR_TEST_REQUIRE_POSTGRES=1 but PTDIR_TEST_POSTGRES_URL is not set"
         )
+    if REQUIRE_REDIS and not REDIS_URL:
+        raise pytest.UsageError("PTDIR_TEST_REQUIRE_REDIS=1 but PTDIR_TEST_REDIS_URL is not set")
 
 
 @dataclass

@@ -294,3 +294,17 @@ def test_a_statement_over_the_time_limit_is_a_quick_503(app_with, backend: Backe
     assert response.headers["retry-after"] == "1"
     assert elapsed < 3, elapsed
     assert limited.get(SEARCH, params={"zip": "60614"}).status_code == 200
+
+
+def test_a_rate_limited_answer_still_carries_the_edge_headers(app_with) -> None:  # type: ignore[no-untyped-def]
+    limited = app_with(rate_limit_per_minute=1, rate_limit_burst=1)
+    origin = {"Origin": "https://find-a-pt.example"}
+    assert limited.get("/v1/specialties", headers=origin).status_code == 200
+    refused = limited.get("/v1/specialties", headers=origin)
+    assert refused.status_code == 429
+    assert len(refused.headers["x-request-id"]) == 32
+    assert refused.headers["x-content-type-options"] == "nosniff"
+    assert refused.headers["access-control-allow-origin"] == "*", "a page can read the 429"
+    assert "Retry-After" in refused.headers["access-control-expose-headers"]
+    counted = _samples(limited.get("/metrics").text, "ptdir_http_requests_total")
+    assert counted['{method="GET",route="unmatched",status="429"}'] == 1

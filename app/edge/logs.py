@@ -28,6 +28,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which server process, with several workers
         }
         rid = request_id.current.get()
         if rid is not None:
