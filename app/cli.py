@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=get_settings().log_level,
+        timeout_graceful_shutdown=args.graceful_timeout,
         log_config=None,  # the application configures logging (JSON lines, request ids)
         access_log=False,  # and writes its own access log
         proxy_headers=False,
@@ -166,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=20.0,
+        help="on SIGTERM, seconds to let requests in flight finish before stopping",
+    )
     serve.add_argument(
         "--demo", action="store_true", help="load synthetic demo data if the directory is empty"
     )

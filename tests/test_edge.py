@@ -3,7 +3,6 @@
 import io
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import create_engine, text
 
 from app.config import Settings
 from app.db import get_read_session
@@ -20,6 +18,7 @@ from app.imports.models import ImportJob, JobStatus
 from app.main import create_app
 from tests.conftest import Backend, IssueKey
 from tests.factories import therapist_body
+from tests.pg_cluster import table_locked
 
 SEARCH = "/v1/search/therapists"
 
@@ -268,27 +267,10 @@ def test_a_statement_over_the_time_limit_is_a_quick_503(app_with, backend: Backe
         pytest.skip("statement_timeout is PostgreSQL's; SQLite has no per-statement limit")
     limited = app_with(database_statement_timeout_ms=300)
     assert limited.get(SEARCH, params={"zip": "60614"}).status_code == 200
-    holder = create_engine(backend.url)
-    locked = threading.Event()
-    release = threading.Event()
-
-    def hold_lock() -> None:
-        with holder.begin() as connection:
-            connection.execute(text("LOCK TABLE search_practices IN ACCESS EXCLUSIVE MODE"))
-            locked.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold_lock)
-    thread.start()
-    try:
-        assert locked.wait(10)
+    with table_locked(backend.url, "search_practices"):
         started = time.monotonic()
         response = limited.get(SEARCH, params={"zip": "60614"})
         elapsed = time.monotonic() - started
-    finally:
-        release.set()
-        thread.join()
-        holder.dispose()
     assert response.status_code == 503
     assert response.json()["type"] == "urn:ptdir:problem:query-timeout"
     assert response.headers["retry-after"] == "1"
