@@ -26,6 +26,7 @@ from tests.factories import (
     practice_at,
     therapist_body,
 )
+from tests.imports.helpers import roster_csv, row
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class WriteRoute:
     id: str
     method: str
     path: str  # formatted with the World's fields
-    body: Callable[[World], dict[str, Any] | None]
+    body: Callable[[World], dict[str, Any] | bytes | None]
     admin_only: bool
 
     def url(self, world: World) -> str:
@@ -83,6 +84,9 @@ class WriteRoute:
         body = self.body(world)
         if body is None:
             return client.request(self.method, self.url(world), headers=headers)
+        if isinstance(body, bytes):  # an upload: the file is the body
+            headers = headers | {"Content-Type": "text/csv"}
+            return client.request(self.method, self.url(world), content=body, headers=headers)
         return client.request(self.method, self.url(world), json=body, headers=headers)
 
 
@@ -142,6 +146,20 @@ WRITE_ROUTES = [
         lambda w: None,
         admin_only=False,
     ),
+    WriteRoute(
+        "POST-payer-imports",
+        "POST",
+        "/v1/payers/{payer_id}/imports?format=csv&mode=merge",
+        lambda w: roster_csv([row(7, "loop")]),
+        admin_only=False,
+    ),
+    WriteRoute(
+        "POST-imports",
+        "POST",
+        "/v1/imports?format=csv&mode=merge",
+        lambda w: roster_csv([row(8, "loop")]),
+        admin_only=True,
+    ),
 ]
 ADMIN_ONLY_ROUTES = [r for r in WRITE_ROUTES if r.admin_only]
 
@@ -196,7 +214,19 @@ def test_admin_key_is_accepted_on_every_write_route(
     client: TestClient, admin: dict[str, str], world: World, route: WriteRoute
 ) -> None:
     response = route.send(client, world, admin)
-    assert response.status_code in (200, 201, 204), response.text
+    assert response.status_code in (200, 201, 202, 204), response.text
+
+
+def test_every_write_route_is_in_these_tests(client: TestClient) -> None:
+    """A new write route must join WRITE_ROUTES, and so every test of this file."""
+    schema = client.app.openapi()  # type: ignore[attr-defined]
+    writes = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in ("post", "put", "patch", "delete")
+    }
+    assert writes == {(r.method, r.path.split("?")[0]) for r in WRITE_ROUTES}
 
 
 # --- 401 ------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
+from app.imports.models import ImportJob
 from app.networks.models import Participation, Payer, Plan
 from tests.conftest import Backend, IssueKey
 from tests.factories import (
@@ -23,6 +24,7 @@ from tests.factories import (
     practice_at,
     therapist_body,
 )
+from tests.imports.helpers import roster_csv, row
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class Attack:
     id: str
     method: str
     path: Callable[[Tenants], str]
-    body: Callable[[Tenants], dict[str, Any] | None]
+    body: Callable[[Tenants], dict[str, Any] | bytes | None]
 
 
 ATTACKS = [
@@ -202,14 +204,34 @@ ATTACKS = [
     Attack(
         "DELETE-therapist", "DELETE", lambda t: f"/v1/therapists/{t.therapist_id}", lambda t: None
     ),
+    # A roster upload for B's network, and the national (admin) import.
+    Attack(
+        "POST-roster-import-for-payer-B",
+        "POST",
+        lambda t: f"/v1/payers/{t.payer_b}/imports?format=csv&mode=replace",
+        lambda t: roster_csv([row(11, "loop")]),
+    ),
+    Attack(
+        "POST-national-import",
+        "POST",
+        lambda t: "/v1/imports?format=csv",
+        lambda t: roster_csv([row(12, "loop")]),
+    ),
 ]
 
 
 def _send(
-    client: TestClient, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+    client: TestClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | bytes | None,
+    headers: dict[str, str],
 ) -> httpx.Response:
     if body is None:
         return client.request(method, path, headers=headers)
+    if isinstance(body, bytes):  # an upload: the file is the body
+        headers = headers | {"Content-Type": "text/csv"}
+        return client.request(method, path, content=body, headers=headers)
     return client.request(method, path, json=body, headers=headers)
 
 
@@ -220,6 +242,7 @@ def test_payer_key_of_A_cannot_write_to_B_or_admin_routes(
     before_b = payer_checksum(backend.engine, tenants.payer_b)
     therapist_before = client.get(f"/v1/therapists/{tenants.therapist_id}").json()
     payers_before = client.get("/v1/payers").json()
+    jobs_before = _import_jobs(backend.engine)
 
     response = _send(
         client, attack.method, attack.path(tenants), attack.body(tenants), tenants.key_a
@@ -229,6 +252,12 @@ def test_payer_key_of_A_cannot_write_to_B_or_admin_routes(
     assert payer_checksum(backend.engine, tenants.payer_b) == before_b, "B's data changed"
     assert client.get(f"/v1/therapists/{tenants.therapist_id}").json() == therapist_before
     assert client.get("/v1/payers").json() == payers_before
+    assert _import_jobs(backend.engine) == jobs_before, "a refused upload was queued"
+
+
+def _import_jobs(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(ImportJob)) or 0
 
 
 # Fields that would move A's own records into B's tenancy are not part of any write body.
