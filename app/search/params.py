@@ -15,7 +15,9 @@ from app.geocoding import city_centroid, zip_centroid
 from app.locations.models import FacilityType
 from app.networks.models import Payer, Plan
 from app.reference.vocabulary import Vocabulary, vocabulary
+from app.search import geo
 from app.search.schemas import (
+    MAX_BBOX_KM2,
     MAX_RADIUS,
     MAX_VALUES_PER_FILTER,
     Facet,
@@ -111,6 +113,17 @@ def _parse_bbox(text: str) -> Origin:
     if west == east:
         raise _error("bbox", "bbox west and east are equal")
     width = east - west if west < east else east + 360 - west
+    area = (
+        geo.EARTH_RADIUS_KM**2
+        * math.radians(width)
+        * (math.sin(math.radians(north)) - math.sin(math.radians(south)))
+    )
+    if area > MAX_BBOX_KM2:
+        raise _error(
+            "bbox",
+            f"bbox covers {area:,.0f} km²; at most {MAX_BBOX_KM2:,} km² "
+            "(about 1,600 by 1,600 km): zoom in",
+        )
     center_lon = west + width / 2
     if center_lon > 180:
         center_lon -= 360

@@ -14,6 +14,9 @@ from app.therapists.models import Gender
 from app.therapists.schemas import SpecialtyRead, TherapistIdentity
 
 MAX_RADIUS = {"mi": 250.0, "km": 400.0}
+# A map viewport of about 1,600 by 1,600 km, five times the largest radius's circle:
+# a state or a region, not the country (one search must not read every practice).
+MAX_BBOX_KM2 = 2_500_000
 MAX_VALUES_PER_FILTER = 20
 MAX_PRACTICES_PER_ITEM = 3
 

@@ -43,7 +43,7 @@ def _origin(rng: random.Random, anchor: PracticeRow) -> tuple[Params, bool]:
             return [("bbox", rng.choice(ANTIMERIDIAN_BOXES))], True
         if rng.random() < 0.05:
             return [
-                ("bbox", rng.choice(("-125,24,-66,50", "-180,-90,180,90", "-170,15,-60,72")))
+                ("bbox", rng.choice(("-95,35,-80,47", "-80,37,-70,45", "-125,32,-114,42")))
             ], True
         width, height = rng.uniform(0.05, 12), rng.uniform(0.05, 8)
         cx = anchor.longitude + rng.uniform(-width / 2, width / 2)

@@ -67,9 +67,9 @@ FIXED = [
     [("zip", "60614"), ("radius", "5"), ("plan_id", "1"), ("accepting_new_patients", "true"),
      ("facets", "plan_id"), ("facets", "accepting_new_patients"), ("limit", "4")],
     [("zip", "60614"), ("radius", "3"), ("payer_id", "2"), ("facets", "plan_id")],
-    # Every therapist in the country, by name, every page.
-    [("bbox", "-180,-90,180,90"), ("sort", "name"), ("limit", "100")],
-    [("bbox", "-180,-90,180,90"), ("limit", "100"), ("facets", ",".join(
+    # Every therapist in a Midwest viewport (the largest allowed), by name, every page.
+    [("bbox", "-95,35,-80,47"), ("sort", "name"), ("limit", "100")],
+    [("bbox", "-95,35,-80,47"), ("limit", "100"), ("facets", ",".join(
         ["specialty", "condition", "plan_id", "language", "gender", "facility_type",
          "accepting_new_patients", "telehealth"]))],
 ]  # fmt: skip

@@ -23,7 +23,7 @@ FIXED: list[Params] = [
     [("bbox", "170,45,-170,60"), ("facets", "specialty,plan_id,telehealth")],
     [("lat", "90"), ("lon", "0"), ("radius", "30"), ("unit", "km")],
     [("zip", "60614"), ("radius", "3"), ("plan_id", "1"), ("facets", "plan_id")],
-    [("bbox", "-180,-90,180,90"), ("sort", "name"), ("limit", "100")],
+    [("bbox", "-95,35,-80,47"), ("sort", "name"), ("limit", "100")],
     [("city", "Saint Louis"), ("state", "MO"), ("radius", "100"), ("limit", "7"),
      ("facets", "specialty,condition,plan_id,language,gender,facility_type,"
                 "accepting_new_patients,telehealth")],

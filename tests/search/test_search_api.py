@@ -235,17 +235,27 @@ def test_specialty_slug_equals_code(search_dir: SearchDirectory) -> None:
 
 
 def test_general_pt_code_matches_every_pt_and_no_assistant(search_dir: SearchDirectory) -> None:
-    therapists = search_dir.directory.therapists.values()
+    west, south, east, north = MIDWEST
+    inside = {
+        p.therapist_id
+        for p in search_dir.directory.practices
+        if west <= p.longitude <= east and south <= p.latitude <= north
+    }
+    therapists = [search_dir.directory.therapists[i] for i in inside]
     pts = {t.id for t in therapists if any(code.startswith("2251") for code in t.specialties)}
     assistants = {t.id for t in therapists if t.specialties == {"225200000X"}}
     assert assistants
     assert pts
     assert not assistants & pts
-    params = [("bbox", "-180,-90,180,90"), ("specialty", "225100000X"), ("limit", "100")]
+    box = ",".join(str(v) for v in MIDWEST)
+    params = [("bbox", box), ("specialty", "225100000X"), ("limit", "100")]
     pages = fetch_pages(search_dir.client, params, all_pages=True)
     ids = ids_of(pages)
     assert pages[0]["total"] == len(ids) == len(set(ids))
     assert set(ids) == pts
+
+
+MIDWEST = (-95, 35, -80, 47)  # about 1.7 million km², under the bbox limit
 
 
 # --- mistakes ------------------------------------------------------------------------------
@@ -287,6 +297,9 @@ def test_general_pt_code_matches_every_pt_and_no_assistant(search_dir: SearchDir
         ({"bbox": "-10,10,10,91"}, "bbox"),
         ({"bbox": "-190,10,10,20"}, "bbox"),
         ({"bbox": "-10,20,10,10"}, "bbox"),
+        ({"bbox": "-180,-90,180,90"}, "bbox"),  # the world: over the area limit
+        ({"bbox": "-125,24,-66,50"}, "bbox"),  # the contiguous US: likewise
+        ({"bbox": "160,40,-140,70"}, "bbox"),  # across the antimeridian, too large
         ({"bbox": "-10,nan,10,10"}, "bbox"),
         ({"lat": "91", "lon": "0"}, "lat"),
         ({"lat": "41", "lon": "-181"}, "lon"),
