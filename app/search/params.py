@@ -193,7 +193,8 @@ def get_search_query(
         Query(
             max_length=100,
             description="Origin: a map viewport `west,south,east,north`; west > east crosses "
-            "the antimeridian. Distances are measured from its centre.",
+            "the antimeridian. Distances are measured from its centre. At most "
+            f"{MAX_BBOX_KM2:,} km².",
             examples=["-87.75,41.85,-87.55,41.99"],
         ),
     ] = None,
