@@ -12,7 +12,9 @@ removed). `merge` only adds and updates.
 
 Writes use Core statements over whole batches (one SELECT per table, then
 executemany INSERTs and UPDATEs of what changed), and rebuild the search rows
-of the therapists a batch changed. A record that changes nothing writes
+of the therapists a batch changed: re-read from the database for therapists that
+existed before the batch, built from the batch itself for the ones it created
+(they have nothing but what the batch wrote). A record that changes nothing writes
 nothing, so importing the same file twice changes nothing the second time.
 """
 
@@ -44,6 +46,7 @@ from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
 from app.search import projection
+from app.search.models import SearchPractice
 from app.therapists.models import (
     Practice,
     Source,
@@ -328,6 +331,10 @@ class _Batch:
         self.providers = providers
         self.changed: set[int] = set()  # therapists whose search rows must be rebuilt
         self.now = utcnow()
+        # What the search rows of the batch's new therapists are built from.
+        self.created: dict[str, dict[str, Any]] = {}  # NPI → the therapist row inserted
+        self.places: dict[str, tuple[float, float, Any]] = {}  # address key → lat, lon, type
+        self.new_terms: dict[int, list[tuple[int, date | None, date | None]]] = {}
 
     def write(self) -> None:
         therapist_ids = self._therapists()
@@ -336,8 +343,10 @@ class _Batch:
         practice_ids = self._practices(therapist_ids, location_ids)
         if self.job.plans.payer_id is not None:
             self._participations(practice_ids)
-        if self.changed:
-            projection.refresh(self.session, self.changed)
+        existing = self.changed - {therapist_ids[npi] for npi in self.created}
+        if existing:
+            projection.refresh(self.session, existing)
+        self._search_rows(therapist_ids, location_ids, practice_ids)
 
     # Therapists ---------------------------------------------------------------------
 
@@ -374,6 +383,7 @@ class _Batch:
                 ):
                     ids[npi] = therapist_id
                     self.changed.add(therapist_id)
+            self.created = {row["npi"]: row for row in new_rows}
             self.counts.therapists_created += len(new_rows)
         if changed_rows:
             _update_many(self.session, table, changed_rows)
@@ -496,6 +506,7 @@ class _Batch:
                 new_rows.append(
                     _location_row(site) | {"created_at": self.now, "updated_at": self.now}
                 )
+                self.places[key] = (site.latitude, site.longitude, site.facility_type)
                 continue
             changes = {
                 name: getattr(site, name)
@@ -513,6 +524,11 @@ class _Batch:
                 }
             if changes:
                 changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
+            self.places[key] = (
+                changes.get("latitude", current.latitude),
+                changes.get("longitude", current.longitude),
+                changes.get("facility_type", current.facility_type),
+            )
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
@@ -663,6 +679,9 @@ class _Batch:
                         }
                     )
                     self.changed.add(therapist_id)
+                    self.new_terms.setdefault(practice_id, []).append(
+                        (plan_id, ref.effective_from, ref.effective_to)
+                    )
                     continue
                 added.add((practice_id, plan_id))
                 seen.append({"practice_id": practice_id, "plan_id": plan_id})
@@ -686,6 +705,61 @@ class _Batch:
         self.counts.participations_updated += len(changed_rows)
         if seen and self.job.mode is Mode.REPLACE:
             insert_many(self.session.connection(), _seen, seen)
+
+    # Search rows --------------------------------------------------------------------
+
+    def _search_rows(
+        self,
+        therapist_ids: dict[str, int],
+        location_ids: dict[str, int],
+        practice_ids: dict[tuple[int, int], int],
+    ) -> None:
+        """Inserts the search rows of the therapists this batch created.
+
+        A new therapist has no specialties, codes, practices or participations but
+        the ones this batch wrote, all of them held here, so re-reading them with
+        the projection's aggregate query would only cost time.
+        """
+        if not self.created:
+            return
+        today = utcnow().date()  # as refresh() takes it
+        rows = []
+        for provider in self.providers:
+            inserted = self.created.get(provider.npi)
+            if inserted is None:
+                continue
+            therapist_id = therapist_ids[provider.npi]
+            traits = projection.traits(
+                gender=inserted["gender"],
+                last_name_key=inserted["last_name_key"],
+                first_name_key=inserted["first_name_key"],
+                specialties=provider.specialties,
+                # _links makes a new therapist's first specialty its primary one.
+                primary_specialty=provider.specialties[0] if provider.specialties else None,
+                conditions=provider.conditions,
+                certifications=provider.certifications,
+                languages=provider.languages,
+                services=provider.services,
+            )
+            for site in provider.sites:
+                practice_id = practice_ids[(therapist_id, location_ids[site.address_key])]
+                latitude, longitude, facility_type = self.places[site.address_key]
+                rows.append(
+                    projection.practice_row(
+                        traits,
+                        practice_id=practice_id,
+                        therapist_id=therapist_id,
+                        latitude=latitude,
+                        longitude=longitude,
+                        # As _practices stores a new practice: unknown is False.
+                        accepting_new_patients=bool(site.accepting_new_patients),
+                        telehealth=bool(site.telehealth),
+                        facility_type=facility_type,
+                        participations=self.new_terms.get(practice_id, ()),
+                        today=today,
+                    )
+                )
+        insert_many(self.session.connection(), _table(SearchPractice), rows)
 
 
 def _table(model: type[Base]) -> Table:
