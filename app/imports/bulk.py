@@ -15,9 +15,21 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum as PyEnum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Date, Enum, Table, any_, literal
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Date,
+    Enum,
+    Table,
+    any_,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.db import UTCDateTime
@@ -70,12 +82,24 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         return
     names = list(rows[0])
     dialect = connection.dialect.name
-    converters = [_converter(table.c[name].type, dialect) for name in names]
-    if all(convert is _same for convert in converters):
-        values = [tuple([row[name] for name in names]) for row in rows]
+    # Most columns go to the driver as they are: take them all at once, in C, and
+    # convert only the few that need it.
+    take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    converting = [
+        (position, convert)
+        for position, name in enumerate(names)
+        if (convert := _converter(table.c[name].type, dialect)) is not _same
+    ]
+    values: list[tuple[Any, ...]]
+    if not converting:
+        values = [take(row) for row in rows]
     else:
-        pairs = list(zip(names, converters, strict=True))
-        values = [tuple([convert(row[name]) for name, convert in pairs]) for row in rows]
+        values = []
+        for row in rows:
+            cells = list(take(row))
+            for position, convert in converting:
+                cells[position] = convert(cells[position])
+            values.append(tuple(cells))
     columns = ", ".join(names)
     if dialect == "postgresql":
         driver: Any = connection.connection.driver_connection
@@ -94,11 +118,14 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
 
 
 def one_of(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
-    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one bound value.
+    """`column IN (values)` with the values bound as one array: `= ANY(array)` on
+    PostgreSQL, `IN (SELECT value FROM json_each(json))` on SQLite.
 
     A batch looks up thousands of keys at once. Rendered as thousands of bound
     parameters, the statement took longer to build, send and parse than to run.
+    Both forms still search the column's index once per value.
     """
     if dialect == "postgresql":
         return column == any_(literal(list(values), ARRAY(column.type)))  # type: ignore[no-any-return]
-    return column.in_(values)  # type: ignore[no-any-return]
+    listed = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]

@@ -60,7 +60,7 @@ from app.therapists.models import (
 from app.therapists.names import name_key
 
 BATCH_SIZE = 4000
-# SQLite refuses more than 32,766 bound values per statement; stay well below.
+# Keys per look-up statement (each binds its keys as one array; see bulk.one_of).
 _IN_CHUNK = 5000
 
 _LINKS = (
