@@ -18,7 +18,9 @@ existed before the batch, built from the batch itself for the ones it created
 nothing, so importing the same file twice changes nothing the second time.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -124,10 +126,18 @@ class Counts:
 class PlanCatalogue:
     """The payer's plans, found by HIOS id, by name or by the key a file declared."""
 
-    def __init__(self, session: Session, payer_id: int | None, counts: Counts) -> None:
+    def __init__(
+        self,
+        session: Session,
+        payer_id: int | None,
+        counts: Counts,
+        settle: Callable[[], None] = lambda: None,
+    ) -> None:
         self.session = session
         self.payer_id = payer_id
         self.counts = counts
+        # Waits until no batch is being written: the session is then this thread's.
+        self.settle = settle
         self.by_key: dict[str, int] = {}
         if payer_id is None:
             return
@@ -148,6 +158,7 @@ class PlanCatalogue:
 
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
+        self.settle()
         if self.payer_id is None:
             return [Problem("plan", "this import has no payer, so it cannot declare plans")]
         name = (record.name or record.hios_plan_id or record.key or "").strip()
@@ -243,7 +254,8 @@ class RosterImport:
         self.source = source
         self.today = today or utcnow().date()
         self.counts = Counts()
-        self.plans = PlanCatalogue(session, payer_id, self.counts)
+        self.writer = _Writer(self.dialect)
+        self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
         # Cleared when a refused record means nothing will be committed: the rest of
         # the file is still checked, but writing it would be wasted work.
@@ -270,11 +282,17 @@ class RosterImport:
 
     def flush(self) -> None:
         if self.pending and self.writing:
-            _Batch(self, _merge_duplicates(self.pending)).write()
-        self.pending.clear()
+            self.writer.start(_Batch(self, _merge_duplicates(self.pending)).write)
+        self.pending = []
+
+    def abandon(self) -> None:
+        """Waits for the batch being written, if any; what it did no longer matters."""
+        with contextlib.suppress(Exception):
+            self.writer.wait()
 
     def finish(self) -> Counts:
         self.flush()
+        self.writer.wait()
         if self.writing and self.mode is Mode.REPLACE and self.plans.payer_id is not None:
             self._end_unlisted()
         if self.mode is Mode.REPLACE and self.plans.payer_id is not None:
@@ -318,6 +336,49 @@ class RosterImport:
             )
         self.counts.participations_ended += len(rows)
         projection.refresh(self.session, {r.therapist_id for r in rows})
+
+
+class _Writer:
+    """Writes one batch in a thread of its own while the next one is read and checked.
+
+    On PostgreSQL a batch's writes spend much of their time waiting for the
+    server (COPY, foreign-key checks, index updates) and reading and checking the
+    next records needs no database, so the two overlap, on two cores. There is
+    one batch in the writer at a time, written in file order on the import's
+    session, so the writes are the same as in one thread; the reading thread
+    waits (`wait`) before it uses the session itself. SQLite gains nothing: it
+    gives up the GIL for every row it steps, and taking it back from a busy
+    thread costs more than the overlap saves, so it writes in place.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.behind = dialect == "postgresql"
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, write: Callable[[], None]) -> None:
+        self.wait()
+        if not self.behind:
+            write()
+            return
+
+        def run() -> None:
+            try:
+                write()
+            except BaseException as error:  # handed to the reading thread by wait()
+                self.error = error
+
+        self.thread = threading.Thread(target=run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Returns once no batch is being written; raises what the last one raised."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 class _Batch:

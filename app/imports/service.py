@@ -149,11 +149,13 @@ def _run(
         try:
             done = _read(session, roster, report, request, progress)
         except ImportFileError as error:
+            roster.abandon()
             session.rollback()
             where = f" (line {error.line})" if error.line is not None else ""
             message = f"the file cannot be read{where}: {error.message}"
             return _outcome(False, message, roster.counts, report, committed=False)
         except BaseException:
+            roster.abandon()
             session.rollback()
             raise
         counts = roster.counts
