@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum as PyEnum
+from enum import StrEnum
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -46,7 +47,11 @@ def _enum_value(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    if value == []:  # most cells (every new location's accessibility)
+        return "[]"
+    return json.dumps(value)
 
 
 @lru_cache(maxsize=256)  # a batch stamps all its rows with one time
@@ -56,6 +61,7 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+@lru_cache(maxsize=4096)  # a roster repeats a few network start and end dates
 def _sqlite_date(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -69,7 +75,11 @@ def _converter(column_type: Any, dialect: str) -> Converter:
         # Binary COPY takes the value itself: psycopg's json dumper encodes it.
         return _json if dialect == "sqlite" else _same
     if isinstance(column_type, Enum):
-        return _enum_value
+        # A StrEnum member is the text of its value to both drivers.
+        is_text = isinstance(column_type.enum_class, type) and issubclass(
+            column_type.enum_class, StrEnum
+        )
+        return _same if is_text else _enum_value
     return _same
 
 

@@ -564,9 +564,7 @@ class _Batch:
         for key, site in sites.items():
             current = existing.get(key)
             if current is None:
-                new_rows.append(
-                    _location_row(site) | {"created_at": self.now, "updated_at": self.now}
-                )
+                new_rows.append(_location_row(site, self.now))
                 self.places[key] = (site.latitude, site.longitude, site.facility_type)
                 continue
             changes = {
@@ -719,20 +717,17 @@ class _Batch:
             for ref in site.plans:
                 plan_id = plans.lookup(ref.key)
                 assert plan_id is not None  # resolved when the record was added
-                terms = {
-                    "network_tier": ref.network_tier,
-                    "effective_from": ref.effective_from,
-                    "effective_to": ref.effective_to,
-                    "verified_at": ref.verified_at,
-                }
-                current = existing.get((practice_id, plan_id))
                 if (practice_id, plan_id) in added:
                     continue
+                added.add((practice_id, plan_id))
+                current = existing.get((practice_id, plan_id))
                 if current is None:
-                    added.add((practice_id, plan_id))
                     new_rows.append(
-                        terms
-                        | {
+                        {
+                            "network_tier": ref.network_tier,
+                            "effective_from": ref.effective_from,
+                            "effective_to": ref.effective_to,
+                            "verified_at": ref.verified_at,
                             "practice_id": practice_id,
                             "plan_id": plan_id,
                             "created_at": self.now,
@@ -744,8 +739,13 @@ class _Batch:
                         (plan_id, ref.effective_from, ref.effective_to)
                     )
                     continue
-                added.add((practice_id, plan_id))
                 seen.append({"practice_id": practice_id, "plan_id": plan_id})
+                terms = {
+                    "network_tier": ref.network_tier,
+                    "effective_from": ref.effective_from,
+                    "effective_to": ref.effective_to,
+                    "verified_at": ref.verified_at,
+                }
                 changes = {
                     name: value
                     for name, value in terms.items()
@@ -840,7 +840,7 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _location_row(site: Site) -> dict[str, Any]:
+def _location_row(site: Site, now: datetime) -> dict[str, Any]:
     return {
         "address_key": site.address_key,
         "name": site.name,
@@ -856,6 +856,8 @@ def _location_row(site: Site) -> dict[str, Any]:
         "fax": site.fax,
         "facility_type": site.facility_type,
         "accessibility": [],
+        "created_at": now,
+        "updated_at": now,
     }
 
 
