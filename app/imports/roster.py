@@ -12,11 +12,15 @@ removed). `merge` only adds and updates.
 
 Writes use Core statements over whole batches (one SELECT per table, then
 executemany INSERTs and UPDATEs of what changed), and rebuild the search rows
-of the therapists a batch changed. A record that changes nothing writes
+of the therapists a batch changed: re-read from the database for therapists that
+existed before the batch, built from the batch itself for the ones it created
+(they have nothing but what the batch wrote). A record that changes nothing writes
 nothing, so importing the same file twice changes nothing the second time.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -44,6 +48,7 @@ from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
 from app.search import projection
+from app.search.models import SearchPractice
 from app.therapists.models import (
     Practice,
     Source,
@@ -57,7 +62,7 @@ from app.therapists.models import (
 from app.therapists.names import name_key
 
 BATCH_SIZE = 4000
-# SQLite refuses more than 32,766 bound values per statement; stay well below.
+# Keys per look-up statement (each binds its keys as one array; see bulk.one_of).
 _IN_CHUNK = 5000
 
 _LINKS = (
@@ -121,10 +126,18 @@ class Counts:
 class PlanCatalogue:
     """The payer's plans, found by HIOS id, by name or by the key a file declared."""
 
-    def __init__(self, session: Session, payer_id: int | None, counts: Counts) -> None:
+    def __init__(
+        self,
+        session: Session,
+        payer_id: int | None,
+        counts: Counts,
+        settle: Callable[[], None] = lambda: None,
+    ) -> None:
         self.session = session
         self.payer_id = payer_id
         self.counts = counts
+        # Waits until no batch is being written: the session is then this thread's.
+        self.settle = settle
         self.by_key: dict[str, int] = {}
         if payer_id is None:
             return
@@ -145,6 +158,7 @@ class PlanCatalogue:
 
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
+        self.settle()
         if self.payer_id is None:
             return [Problem("plan", "this import has no payer, so it cannot declare plans")]
         name = (record.name or record.hios_plan_id or record.key or "").strip()
@@ -240,7 +254,8 @@ class RosterImport:
         self.source = source
         self.today = today or utcnow().date()
         self.counts = Counts()
-        self.plans = PlanCatalogue(session, payer_id, self.counts)
+        self.writer = _Writer(self.dialect)
+        self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
         # Cleared when a refused record means nothing will be committed: the rest of
         # the file is still checked, but writing it would be wasted work.
@@ -267,11 +282,17 @@ class RosterImport:
 
     def flush(self) -> None:
         if self.pending and self.writing:
-            _Batch(self, _merge_duplicates(self.pending)).write()
-        self.pending.clear()
+            self.writer.start(_Batch(self, _merge_duplicates(self.pending)).write)
+        self.pending = []
+
+    def abandon(self) -> None:
+        """Waits for the batch being written, if any; what it did no longer matters."""
+        with contextlib.suppress(Exception):
+            self.writer.wait()
 
     def finish(self) -> Counts:
         self.flush()
+        self.writer.wait()
         if self.writing and self.mode is Mode.REPLACE and self.plans.payer_id is not None:
             self._end_unlisted()
         if self.mode is Mode.REPLACE and self.plans.payer_id is not None:
@@ -317,6 +338,49 @@ class RosterImport:
         projection.refresh(self.session, {r.therapist_id for r in rows})
 
 
+class _Writer:
+    """Writes one batch in a thread of its own while the next one is read and checked.
+
+    On PostgreSQL a batch's writes spend much of their time waiting for the
+    server (COPY, foreign-key checks, index updates) and reading and checking the
+    next records needs no database, so the two overlap, on two cores. There is
+    one batch in the writer at a time, written in file order on the import's
+    session, so the writes are the same as in one thread; the reading thread
+    waits (`wait`) before it uses the session itself. SQLite gains nothing: it
+    gives up the GIL for every row it steps, and taking it back from a busy
+    thread costs more than the overlap saves, so it writes in place.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        self.behind = dialect == "postgresql"
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, write: Callable[[], None]) -> None:
+        self.wait()
+        if not self.behind:
+            write()
+            return
+
+        def run() -> None:
+            try:
+                write()
+            except BaseException as error:  # handed to the reading thread by wait()
+                self.error = error
+
+        self.thread = threading.Thread(target=run, name="import-writer", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Returns once no batch is being written; raises what the last one raised."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
 class _Batch:
     """The writes for one batch of providers."""
 
@@ -328,6 +392,10 @@ class _Batch:
         self.providers = providers
         self.changed: set[int] = set()  # therapists whose search rows must be rebuilt
         self.now = utcnow()
+        # What the search rows of the batch's new therapists are built from.
+        self.created: dict[str, dict[str, Any]] = {}  # NPI → the therapist row inserted
+        self.places: dict[str, tuple[float, float, Any]] = {}  # address key → lat, lon, type
+        self.new_terms: dict[int, list[tuple[int, date | None, date | None]]] = {}
 
     def write(self) -> None:
         therapist_ids = self._therapists()
@@ -336,8 +404,10 @@ class _Batch:
         practice_ids = self._practices(therapist_ids, location_ids)
         if self.job.plans.payer_id is not None:
             self._participations(practice_ids)
-        if self.changed:
-            projection.refresh(self.session, self.changed)
+        existing = self.changed - {therapist_ids[npi] for npi in self.created}
+        if existing:
+            projection.refresh(self.session, existing)
+        self._search_rows(therapist_ids, location_ids, practice_ids)
 
     # Therapists ---------------------------------------------------------------------
 
@@ -374,6 +444,7 @@ class _Batch:
                 ):
                     ids[npi] = therapist_id
                     self.changed.add(therapist_id)
+            self.created = {row["npi"]: row for row in new_rows}
             self.counts.therapists_created += len(new_rows)
         if changed_rows:
             _update_many(self.session, table, changed_rows)
@@ -493,9 +564,8 @@ class _Batch:
         for key, site in sites.items():
             current = existing.get(key)
             if current is None:
-                new_rows.append(
-                    _location_row(site) | {"created_at": self.now, "updated_at": self.now}
-                )
+                new_rows.append(_location_row(site, self.now))
+                self.places[key] = (site.latitude, site.longitude, site.facility_type)
                 continue
             changes = {
                 name: getattr(site, name)
@@ -513,6 +583,11 @@ class _Batch:
                 }
             if changes:
                 changed_rows.append(changes | {"_id": current.id, "updated_at": self.now})
+            self.places[key] = (
+                changes.get("latitude", current.latitude),
+                changes.get("longitude", current.longitude),
+                changes.get("facility_type", current.facility_type),
+            )
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
@@ -642,20 +717,17 @@ class _Batch:
             for ref in site.plans:
                 plan_id = plans.lookup(ref.key)
                 assert plan_id is not None  # resolved when the record was added
-                terms = {
-                    "network_tier": ref.network_tier,
-                    "effective_from": ref.effective_from,
-                    "effective_to": ref.effective_to,
-                    "verified_at": ref.verified_at,
-                }
-                current = existing.get((practice_id, plan_id))
                 if (practice_id, plan_id) in added:
                     continue
+                added.add((practice_id, plan_id))
+                current = existing.get((practice_id, plan_id))
                 if current is None:
-                    added.add((practice_id, plan_id))
                     new_rows.append(
-                        terms
-                        | {
+                        {
+                            "network_tier": ref.network_tier,
+                            "effective_from": ref.effective_from,
+                            "effective_to": ref.effective_to,
+                            "verified_at": ref.verified_at,
                             "practice_id": practice_id,
                             "plan_id": plan_id,
                             "created_at": self.now,
@@ -663,9 +735,17 @@ class _Batch:
                         }
                     )
                     self.changed.add(therapist_id)
+                    self.new_terms.setdefault(practice_id, []).append(
+                        (plan_id, ref.effective_from, ref.effective_to)
+                    )
                     continue
-                added.add((practice_id, plan_id))
                 seen.append({"practice_id": practice_id, "plan_id": plan_id})
+                terms = {
+                    "network_tier": ref.network_tier,
+                    "effective_from": ref.effective_from,
+                    "effective_to": ref.effective_to,
+                    "verified_at": ref.verified_at,
+                }
                 changes = {
                     name: value
                     for name, value in terms.items()
@@ -687,6 +767,61 @@ class _Batch:
         if seen and self.job.mode is Mode.REPLACE:
             insert_many(self.session.connection(), _seen, seen)
 
+    # Search rows --------------------------------------------------------------------
+
+    def _search_rows(
+        self,
+        therapist_ids: dict[str, int],
+        location_ids: dict[str, int],
+        practice_ids: dict[tuple[int, int], int],
+    ) -> None:
+        """Inserts the search rows of the therapists this batch created.
+
+        A new therapist has no specialties, codes, practices or participations but
+        the ones this batch wrote, all of them held here, so re-reading them with
+        the projection's aggregate query would only cost time.
+        """
+        if not self.created:
+            return
+        today = utcnow().date()  # as refresh() takes it
+        rows = []
+        for provider in self.providers:
+            inserted = self.created.get(provider.npi)
+            if inserted is None:
+                continue
+            therapist_id = therapist_ids[provider.npi]
+            traits = projection.traits(
+                gender=inserted["gender"],
+                last_name_key=inserted["last_name_key"],
+                first_name_key=inserted["first_name_key"],
+                specialties=provider.specialties,
+                # _links makes a new therapist's first specialty its primary one.
+                primary_specialty=provider.specialties[0] if provider.specialties else None,
+                conditions=provider.conditions,
+                certifications=provider.certifications,
+                languages=provider.languages,
+                services=provider.services,
+            )
+            for site in provider.sites:
+                practice_id = practice_ids[(therapist_id, location_ids[site.address_key])]
+                latitude, longitude, facility_type = self.places[site.address_key]
+                rows.append(
+                    projection.practice_row(
+                        traits,
+                        practice_id=practice_id,
+                        therapist_id=therapist_id,
+                        latitude=latitude,
+                        longitude=longitude,
+                        # As _practices stores a new practice: unknown is False.
+                        accepting_new_patients=bool(site.accepting_new_patients),
+                        telehealth=bool(site.telehealth),
+                        facility_type=facility_type,
+                        participations=self.new_terms.get(practice_id, ()),
+                        today=today,
+                    )
+                )
+        insert_many(self.session.connection(), _table(SearchPractice), rows)
+
 
 def _table(model: type[Base]) -> Table:
     table = model.__table__
@@ -705,7 +840,7 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _location_row(site: Site) -> dict[str, Any]:
+def _location_row(site: Site, now: datetime) -> dict[str, Any]:
     return {
         "address_key": site.address_key,
         "name": site.name,
@@ -721,6 +856,8 @@ def _location_row(site: Site) -> dict[str, Any]:
         "fax": site.fax,
         "facility_type": site.facility_type,
         "accessibility": [],
+        "created_at": now,
+        "updated_at": now,
     }
 
 

@@ -6,10 +6,14 @@ therapists' rows in the same transaction, so a search never sees a half-applied
 change. Bulk loaders that write with Core statements call `refresh()` themselves.
 
 Rows are rebuilt with one INSERT … SELECT per batch of therapists: the database
-copies and aggregates, Python only names the therapists.
+copies and aggregates, Python only names the therapists. A bulk loader that has
+just created a therapist already holds everything its rows need, so `traits()`
+and `practice_row()` build them in Python instead, with the values a rebuild
+writes (tests/imports/test_search_rows.py compares them).
 """
 
-from collections.abc import Collection, Iterable, Iterator
+import math
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -162,6 +166,88 @@ _COLUMNS = [
     "primary_specialty", "plan_ids",
     "plans_as_of", "plans_stale_on",
 ]  # fmt: skip
+
+
+def _padded(codes: Iterable[str]) -> str:
+    """The code-list form, " a b ", sorted (what search reads does not depend on order)."""
+    return f" {' '.join(sorted(codes))} "
+
+
+def traits(
+    *,
+    gender: Any,
+    last_name_key: str,
+    first_name_key: str,
+    specialties: Sequence[str],
+    primary_specialty: str | None,
+    conditions: Iterable[str],
+    certifications: Iterable[str],
+    languages: Iterable[str],
+    services: Iterable[str],
+) -> dict[str, Any]:
+    """The therapist's columns of its search rows, the same on each of its practices."""
+    return {
+        "gender": gender,
+        "last_name_key": last_name_key,
+        "first_name_key": first_name_key,
+        "specialties": _padded(specialties),
+        "conditions": _padded(conditions),
+        "certifications": _padded(certifications),
+        "languages": _padded(languages),
+        "services": _padded(services),
+        "primary_specialty": primary_specialty,
+    }
+
+
+def practice_row(
+    therapist: dict[str, Any],
+    *,
+    practice_id: int,
+    therapist_id: int,
+    latitude: float,
+    longitude: float,
+    accepting_new_patients: bool,
+    telehealth: bool,
+    facility_type: Any,
+    participations: Iterable[tuple[int, date | None, date | None]],
+    today: date,
+) -> dict[str, Any]:
+    """The search row of one practice, as `refresh()` would write it from the records.
+
+    `therapist` is `traits()` of its therapist; `participations` are (plan id,
+    effective_from, effective_to) of every participation the practice has. The
+    arithmetic is `_source()`'s, in the same order, so the floats are the same bits
+    (both databases call the C library's sin and cos, as Python does).
+    """
+    band = math.floor((latitude + 90) * _CELLS_PER_DEGREE)
+    cell = math.floor((longitude + 180) * _CELLS_PER_DEGREE)
+    phi, lam = math.radians(latitude), math.radians(longitude)
+    in_force: list[str] = []
+    changes: list[date] = []
+    for plan_id, start, end in participations:
+        if (start is None or start <= today) and (end is None or end >= today):
+            in_force.append(str(plan_id))
+        if start is not None and start > today:
+            changes.append(start)
+        elif end is not None and end >= today:
+            changes.append(end)
+    return {
+        "id": (band * _LONGITUDE_CELLS + cell) * _ID_SPAN + practice_id,
+        "practice_id": practice_id,
+        "therapist_id": therapist_id,
+        "latitude": latitude,
+        "longitude": longitude,
+        "x": math.cos(phi) * math.cos(lam),
+        "y": math.cos(phi) * math.sin(lam),
+        "z": math.sin(phi),
+        "accepting_new_patients": accepting_new_patients,
+        "telehealth": telehealth,
+        "facility_type": facility_type,
+        **therapist,
+        "plan_ids": f" {' '.join(sorted(in_force, key=int))} ",
+        "plans_as_of": today,
+        "plans_stale_on": min(changes, default=None),
+    }
 
 
 def refresh(session: Session, therapist_ids: Collection[int] | None = None) -> None:

@@ -8,6 +8,9 @@ def name_key(name: str | None) -> str:
     """`García-López` → `garcia-lopez`; what `q` and `sort=name` compare."""
     if not name:
         return ""
+    if name.isascii() and name.isprintable():
+        # Most names: nothing to decompose or drop, and no whitespace but spaces.
+        return " ".join(name.lower().split())
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     printable = "".join(char for char in ascii_name if char.isprintable() or char.isspace())
     return re.sub(r"\s+", " ", printable.lower()).strip()

@@ -1,0 +1,49 @@
+"""What an import changes for its own sake (collector, page cache) lasts only while it runs."""
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from app.imports import service
+from tests.conftest import Backend
+from tests.imports.helpers import import_bytes, roster_csv, row
+
+
+def test_the_collector_thresholds_come_back_after_an_import(
+    backend: Backend, tmp_path: Path
+) -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    with service._fewer_collections():
+        seen.append(gc.get_threshold())
+        with service._fewer_collections():  # a second import in another thread
+            seen.append(gc.get_threshold())
+        seen.append(gc.get_threshold())
+    assert [threshold[0] for threshold in seen] == [service._IMPORT_GC_THRESHOLD] * 3
+    assert gc.get_threshold() == before
+    refused = roster_csv([row(1, "loop", first_name="")])  # a refused record
+    assert not import_bytes(backend.engine, tmp_path, refused, payer_id=None).succeeded
+    assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("content", [roster_csv([row(1, "loop")]), b"npi,first_name\n1,2,3\n"])
+def test_the_sqlite_page_cache_is_the_connections_own_again_after_an_import(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    if backend.name != "sqlite":
+        pytest.skip("a SQLite setting")
+    drivers: list[Any] = []
+    read = service._read
+
+    def reading(session: Session, *args: Any) -> int:
+        drivers.append(session.connection().connection.dbapi_connection)
+        return read(session, *args)
+
+    monkeypatch.setattr(service, "_read", reading)
+    import_bytes(backend.engine, tmp_path, content, payer_id=None)  # a good file, a broken one
+    # The import's connection, back in the pool, has SQLite's default cache (2 MB) again.
+    ((size,),) = drivers[0].execute("PRAGMA cache_size").fetchall()
+    assert size == -2000
