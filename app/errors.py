@@ -222,6 +222,36 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem_response(ProblemError().problem())
 
 
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# What any route with a body may answer before the route itself runs.
+_BODY_ERRORS = {"413": "The body is over the size limit"}
+
+
+def publish_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with error responses as they are sent.
+
+    FastAPI describes every response as `application/json`, and validation
+    failures with its own `HTTPValidationError` body; this service answers
+    every 4xx and 5xx with an `application/problem+json` Problem.
+    """
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            if "requestBody" in operation:
+                for status, description in _BODY_ERRORS.items():
+                    operation["responses"].setdefault(status, {"description": description})
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5"):
+                    response["content"] = {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}}
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    if "Problem" not in schemas:
+        definition = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(definition.pop("$defs", {}))
+        schemas["Problem"] = definition
+    return openapi
+
+
 _QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel request)
 
 

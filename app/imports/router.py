@@ -46,7 +46,8 @@ _UPLOAD_BODY = {
         "required": True,
         "description": "The roster file itself (not multipart), UTF-8 with or without a BOM.",
         "content": {
-            "application/json": {"schema": {"type": "string", "format": "binary"}},
+            # A QHP array or a FHIR Bundle: the JSON document itself, not a JSON string.
+            "application/json": {"schema": {"type": ["array", "object"]}},
             "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
         },
