@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 logger = logging.getLogger(__name__)
 
@@ -181,13 +182,22 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem_response(InvalidInput(_validation_errors(exc)).problem())
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI answers 400 where the JSON decoder itself fails (bytes that are
+            # not UTF-8, nesting too deep to decode): the same mistake as any other
+            # malformed body, which is a 422 naming the body.
+            invalid = InvalidInput.at(["body"], "the body is not JSON text", "json_invalid")
+            return problem_response(invalid.problem())
         title, slug = _STATUS_TITLES.get(exc.status_code, ("Error", "http-error"))
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         problem = Problem(
             type=PROBLEM_BASE + slug, title=title, status=exc.status_code, detail=detail
         )
-        return problem_response(problem, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
+        return problem_response(problem, headers)
 
     @app.exception_handler(PoolTimeoutError)
     async def _pool_timeout(_request: Request, _exc: Any) -> JSONResponse:
@@ -220,6 +230,21 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return problem_response(ProblemError().problem())
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the published schema gives the request's path (RFC 9110: `Allow`
+    lists the resource's methods).
+
+    Each method of a path is a route of its own, and the router names only the
+    methods of the first route whose path matched.
+    """
+    path = request.url.path
+    methods: list[str] = []
+    for template, path_item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods.extend(method.upper() for method in path_item)
+    return sorted(methods)
 
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
