@@ -9,10 +9,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,15 @@ from app.config import Settings
 from app.db import Base, create_db_engine
 from app.main import create_app
 from app.migrate import prepare_database
+
+# Property tests: derandomized (the same examples on every run and in CI), bounded
+# in count and time, and no example database on disk. HYPOTHESIS_PROFILE=explore
+# runs many more examples, randomly, when hunting for bugs by hand.
+settings.register_profile(
+    "ptdir", derandomize=True, database=None, max_examples=50, deadline=timedelta(seconds=2)
+)
+settings.register_profile("explore", max_examples=2_000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ptdir"))
 
 POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"
