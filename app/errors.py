@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import Send
 
 logger = logging.getLogger(__name__)
@@ -205,13 +206,22 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem_response(InvalidInput(_validation_errors(exc)).problem())
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI answers 400 where the JSON decoder itself fails (bytes that are
+            # not UTF-8, nesting too deep to decode): the same mistake as any other
+            # malformed body, which is a 422 naming the body.
+            invalid = InvalidInput.at(["body"], "the body is not JSON text", "json_invalid")
+            return problem_response(invalid.problem())
         title, slug = _STATUS_TITLES.get(exc.status_code, ("Error", "http-error"))
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
         problem = Problem(
             type=PROBLEM_BASE + slug, title=title, status=exc.status_code, detail=detail
         )
-        return problem_response(problem, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
+        return problem_response(problem, headers)
 
     @app.exception_handler(PoolTimeoutError)
     async def _pool_timeout(_request: Request, _exc: Any) -> JSONResponse:
@@ -244,6 +254,51 @@ def register_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
         logger.exception("unhandled error")
         return problem_response(ProblemError().problem())
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the published schema gives the request's path (RFC 9110: `Allow`
+    lists the resource's methods).
+
+    Each method of a path is a route of its own, and the router names only the
+    methods of the first route whose path matched.
+    """
+    path = request.url.path
+    methods: list[str] = []
+    for template, path_item in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods.extend(method.upper() for method in path_item)
+    return sorted(methods)
+
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# What any route with a body may answer before the route itself runs.
+_BODY_ERRORS = {"413": "The body is over the size limit"}
+
+
+def publish_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with error responses as they are sent.
+
+    FastAPI describes every response as `application/json`, and validation
+    failures with its own `HTTPValidationError` body; this service answers
+    every 4xx and 5xx with an `application/problem+json` Problem.
+    """
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            if "requestBody" in operation:
+                for status, description in _BODY_ERRORS.items():
+                    operation["responses"].setdefault(status, {"description": description})
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5"):
+                    response["content"] = {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}}
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    if "Problem" not in schemas:
+        definition = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(definition.pop("$defs", {}))
+        schemas["Problem"] = definition
+    return openapi
 
 
 _QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel request)

@@ -7,6 +7,7 @@ ZIP+4 gets its hyphen) so the database holds one spelling of each value.
 import csv
 import math
 import re
+from datetime import date, datetime
 from functools import cache
 from typing import Annotated
 
@@ -93,6 +94,21 @@ def _finite(value: float) -> float:
     return value
 
 
+# Pydantic reads a number, or a string of digits, as a Unix timestamp: `"verified_at": 0`
+# would be 1970-01-01. The API takes dates and times written as ISO 8601 only.
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_text(value: object) -> object:
+    if value is None or isinstance(value, date):  # datetime is a date too
+        return value
+    if isinstance(value, str) and _ISO_DATE_START.match(value.strip()):
+        return value
+    raise ValueError(
+        "must be an ISO 8601 date (2026-01-01) or date and time (2026-11-01T09:30:00Z)"
+    )
+
+
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
@@ -132,6 +148,8 @@ Longitude = Annotated[
     AfterValidator(_finite),
     Field(ge=-180, le=180, allow_inf_nan=False, examples=[-87.6483]),
 ]
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
 Name = Annotated[
     str, BeforeValidator(_strip), AfterValidator(_printable), Field(min_length=1, max_length=100)
 ]

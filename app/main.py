@@ -4,6 +4,7 @@ import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from app.edge.logs import configure_logging
 from app.edge.metrics import Metrics
 from app.edge.middleware import EdgeMiddleware
 from app.edge.router import router as metrics_router
-from app.errors import register_error_handlers
+from app.errors import publish_problems, register_error_handlers
 from app.health.router import router as health_router
 from app.imports.jobs import Worker
 from app.imports.router import router as imports_router
@@ -93,6 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    framework_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = publish_problems(framework_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     register_error_handlers(app)
     # Added innermost first: the edge layer sees every response (429s and CORS included).
     app.add_middleware(

@@ -13,10 +13,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
@@ -32,6 +34,15 @@ from app.migrate import prepare_database
 # would fail them depending on the order they run in. So every app the tests build leaves
 # reads unlimited unless it asks for a limit, as tests/ratelimit does.
 os.environ["PTDIR_RATE_LIMIT_PER_MINUTE"] = "0"
+
+# Property tests: derandomized (the same examples on every run and in CI), bounded
+# in count and time, and no example database on disk. HYPOTHESIS_PROFILE=explore
+# runs many more examples, randomly, when hunting for bugs by hand.
+settings.register_profile(
+    "ptdir", derandomize=True, database=None, max_examples=50, deadline=timedelta(seconds=2)
+)
+settings.register_profile("explore", max_examples=2_000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ptdir"))
 
 POSTGRES_URL = os.environ.get("PTDIR_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("PTDIR_TEST_REQUIRE_POSTGRES") == "1"

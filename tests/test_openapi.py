@@ -26,3 +26,30 @@ def test_write_routes_declare_the_api_key_scheme_and_their_errors() -> None:
             if method in ("post", "patch", "delete"):
                 assert operation.get("security"), f"{method.upper()} {path} lacks security"
                 assert {"401", "403", "422"} <= set(operation["responses"]), f"{method} {path}"
+
+
+def test_error_responses_are_documented_as_they_are_sent() -> None:
+    # FastAPI documented them as application/json, and validation errors with its own
+    # HTTPValidationError body; every 4xx and 5xx is an application/problem+json Problem.
+    schema = create_app().openapi()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            for status, response in operation["responses"].items():
+                if status[0] in "45":
+                    assert response["content"] == {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    }, f"{method} {path} {status}"
+            if "requestBody" in operation:
+                assert "413" in operation["responses"], f"{method} {path}: the body limit"
+
+
+def test_json_roster_upload_is_documented_as_a_json_document() -> None:
+    # `type: string` said the JSON body was one JSON string; a QHP file is an array and
+    # a FHIR Bundle an object.
+    schema = create_app().openapi()
+    for path in ("/v1/imports", "/v1/payers/{payer_id}/imports"):
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        assert content["application/json"]["schema"] == {"type": ["array", "object"]}

@@ -79,6 +79,44 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         },
         "practices[0].participations[0].plan_id",
     ),
+    # Lax parsing took these for false, 1970-01-01 and 1970-01-01T00:00:00Z (found by
+    # Schemathesis: the schema says boolean, date and date-time).
+    (
+        "accepting flag as a number",
+        {"practices": [{"location": location_body(), "accepting_new_patients": 0}]},
+        "practices[0].accepting_new_patients",
+    ),
+    (
+        "home visits as text",
+        {
+            "practices": [
+                {"location": location_body(), "accepting_new_patients": True, "home_visits": "no"}
+            ]
+        },
+        "practices[0].home_visits",
+    ),
+    (
+        "primary as a number",
+        {"specialties": [{"code": "2251N0400X", "primary": 1}]},
+        "specialties[0].primary",
+    ),
+    *(
+        (
+            f"{name} as {value!r}",
+            {
+                "practices": [
+                    {
+                        "location": location_body(),
+                        "accepting_new_patients": True,
+                        "participations": [{"plan_id": 1, name: value}],
+                    }
+                ]
+            },
+            f"practices[0].participations[0].{name}",
+        )
+        for name in ("verified_at", "effective_from", "effective_to")
+        for value in (0, "0", 1700000000)
+    ),
     (
         "missing accepting flag",
         {"practices": [{"location": location_body()}]},

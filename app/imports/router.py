@@ -9,7 +9,7 @@ from app.auth.dependencies import PrincipalDep
 from app.auth.service import Principal
 from app.db import SessionDep
 from app.errors import WRITE_ERRORS, InvalidFile, InvalidInput, Problem
-from app.fields import PathId
+from app.fields import MAX_ID, PathId
 from app.imports import jobs
 from app.imports.formats import FORMAT_DESCRIPTIONS, PAYER_FORMATS, Format, check_file
 from app.imports.models import ImportJob, IssueLevel, JobStatus
@@ -46,7 +46,8 @@ _UPLOAD_BODY = {
         "required": True,
         "description": "The roster file itself (not multipart), UTF-8 with or without a BOM.",
         "content": {
-            "application/json": {"schema": {"type": "string", "format": "binary"}},
+            # A QHP array or a FHIR Bundle: the JSON document itself, not a JSON string.
+            "application/json": {"schema": {"type": ["array", "object"]}},
             "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
         },
@@ -184,7 +185,9 @@ def _queue(
 def list_imports(
     session: SessionDep,
     principal: PrincipalDep,
-    payer_id: Annotated[int | None, Query(ge=1, description="Only this payer's jobs")] = None,
+    payer_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this payer's jobs")
+    ] = None,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -12,7 +12,7 @@ from pydantic import (
 )
 
 from app.db import utcnow
-from app.fields import Label, Phone, RecordId, ShortText, us_state_codes
+from app.fields import IsoDate, IsoDateTime, Label, Phone, RecordId, ShortText, us_state_codes
 from app.networks.models import PlanType
 from app.schemas import ReadModel, WriteModel
 
@@ -98,7 +98,7 @@ def _not_in_future(value: datetime | None) -> datetime | None:
 
 
 VerifiedAt = Annotated[
-    datetime | None,
+    IsoDateTime | None,
     AfterValidator(_not_in_future),
     Field(
         description="When the insurer last confirmed this entry", examples=["2026-11-01T09:30:00Z"]
@@ -110,8 +110,8 @@ class ParticipationTerms(WriteModel):
     """Network terms of a practice in a plan."""
 
     network_tier: NetworkTier | None = None
-    effective_from: date | None = Field(default=None, examples=["2026-01-01"])
-    effective_to: date | None = Field(default=None, examples=[None])
+    effective_from: IsoDate | None = Field(default=None, examples=["2026-01-01"])
+    effective_to: IsoDate | None = Field(default=None, examples=[None])
     verified_at: VerifiedAt = None
 
     @model_validator(mode="after")

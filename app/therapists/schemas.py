@@ -2,7 +2,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
 
 from app.fields import Label, Name, Npi
 from app.locations.schemas import LocationIn, LocationRead
@@ -54,16 +54,17 @@ Credential = Annotated[
 
 class SpecialtyIn(WriteModel):
     code: NuccCode
-    primary: bool = False
+    primary: StrictBool = False
 
 
 class PracticeIn(WriteModel):
     """The therapist at one location, with the plan networks it is in there."""
 
     location: LocationIn
-    accepting_new_patients: bool = Field(examples=[True])
-    telehealth: bool = False
-    home_visits: bool = False
+    # Strict: lax parsing would take 0, "no" or "off" for false where the schema says boolean.
+    accepting_new_patients: StrictBool = Field(examples=[True])
+    telehealth: StrictBool = False
+    home_visits: StrictBool = False
     participations: list[ParticipationIn] = Field(default_factory=list, max_length=200)
 
     @field_validator("participations")

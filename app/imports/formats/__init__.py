@@ -31,6 +31,16 @@ PAYER_FORMATS = frozenset({Format.QHP, Format.QHP_PLANS, Format.FHIR, Format.CSV
 
 def parse(format: Format, stream: BinaryIO) -> Iterator[Record]:
     """The records of a file in this format, in file order."""
+    try:
+        yield from _parser(format, stream)
+    except RecursionError as error:
+        # The JSON decoders build nested values recursively; no roster nests this deep.
+        raise ImportFileError(
+            "the file nests JSON arrays or objects too deeply to be read"
+        ) from error
+
+
+def _parser(format: Format, stream: BinaryIO) -> Iterator[Record]:
     if format is Format.QHP:
         from app.imports.formats import qhp
 

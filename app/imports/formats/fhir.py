@@ -167,6 +167,10 @@ def _ndjson_entries(stream: BinaryIO) -> Iterator[_Entry]:
             resource = json.loads(text)
         except json.JSONDecodeError as error:
             raise _bad_line(stream, number, error, first=position == 0) from error
+        except ValueError as error:  # an integer longer than Python converts (4300 digits)
+            raise ImportFileError(
+                f"line {number} has a number too long to read", line=number
+            ) from error
         # Such a line belongs to no record, and skipping it could drop a
         # practitioner unnoticed: the file is not Plan-Net NDJSON, so it is refused.
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
@@ -232,6 +236,8 @@ def _bundle_entries(stream: BinaryIO) -> Iterator[_Entry]:
             position += 1
     except ijson.JSONError as error:
         raise json_file_error(error, stream, where=f"at entry {position}") from error
+    except UnicodeDecodeError as error:  # ijson decoding a lone surrogate escape
+        raise _not_unicode() from error
 
 
 def _top_level_resource_type(stream: BinaryIO) -> str | None:
@@ -239,10 +245,22 @@ def _top_level_resource_type(stream: BinaryIO) -> str | None:
     # ijson filters by prefix in C: when the key comes after `entry`, the whole
     # file is scanned once more without building anything.
     try:
-        found = next(iter(ijson.items(stream, "resourceType")), None)
+        # use_float: yajl's C backend crashes the process on an integer of more
+        # than 4300 digits when it builds Python ints (ijson 3.x).
+        found = next(iter(ijson.items(stream, "resourceType", use_float=True)), None)
     except ijson.JSONError as error:
         raise json_file_error(error, stream, where="before the Bundle's resourceType") from error
+    except UnicodeDecodeError as error:
+        raise _not_unicode() from error
     return found if isinstance(found, str) else None
+
+
+def _not_unicode() -> ImportFileError:
+    # A JSON escape of half a surrogate pair (\ud800) decodes to a string that no
+    # UTF-8 text can hold: the resource store and ijson both refuse it.
+    return ImportFileError(
+        "the file escapes half a surrogate pair (such as \\ud800 alone), which is not Unicode text"
+    )
 
 
 class _ResourceStore:
@@ -309,12 +327,15 @@ class _ResourceStore:
 
     def _store_batch(self) -> None:
         # In file order, so that of two copies of a resource the first stands.
-        self._db.executemany("INSERT OR IGNORE INTO alias VALUES (?, ?)", self._aliases)
-        self._db.executemany(
-            "INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?)", self._resources
-        )
-        self._db.executemany("INSERT INTO plan_network VALUES (?, ?, ?)", self._plan_networks)
-        self._db.executemany("INSERT INTO role_network VALUES (?, ?, ?)", self._role_networks)
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO alias VALUES (?, ?)", self._aliases)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?)", self._resources
+            )
+            self._db.executemany("INSERT INTO plan_network VALUES (?, ?, ?)", self._plan_networks)
+            self._db.executemany("INSERT INTO role_network VALUES (?, ?, ?)", self._role_networks)
+        except UnicodeEncodeError as error:
+            raise _not_unicode() from error
         for rows in (self._aliases, self._resources, self._plan_networks, self._role_networks):
             rows.clear()
 
@@ -790,11 +811,11 @@ def _last_updated(resource: dict[str, Any], path: str, problems: list[Problem]) 
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: year 1 or 9999 in UTC
         message = f"{value!r} is not a FHIR instant (such as 2025-01-31T09:00:00Z)"
         problems.append(Problem(f"{path}.meta.lastUpdated", message))
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _reference(value: Any) -> str | None:

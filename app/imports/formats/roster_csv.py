@@ -307,7 +307,7 @@ def _iso_moment(value: str) -> datetime | None:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is not None:
                 return moment.astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 in UTC
         pass
     return None
 
