@@ -15,7 +15,7 @@ $(BIN)/ptdir: pyproject.toml
 
 ## run: start the API on the embedded SQLite database with synthetic demo data
 run: $(BIN)/ptdir
-	$(BIN)/ptdir serve --demo
+	PTDIR_LOG_FORMAT=$${PTDIR_LOG_FORMAT:-text} $(BIN)/ptdir serve --demo
 
 ## test: the whole suite (adds the PostgreSQL tier when PTDIR_TEST_POSTGRES_URL is set)
 test: $(BIN)/ptdir

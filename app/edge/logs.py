@@ -18,7 +18,7 @@ from app.edge import request_id
 ACCESS_LOGGER = "ptdir.access"
 _HANDLER_NAME = "ptdir"
 # The standard attributes of a LogRecord; anything else came in through `extra`.
-_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 class JSONFormatter(logging.Formatter):
@@ -40,10 +40,13 @@ class JSONFormatter(logging.Formatter):
 
 
 class _TextFormatter(logging.Formatter):
+    """For a terminal: the usual line, then the extra fields as key=value."""
+
     def format(self, record: logging.LogRecord) -> str:
-        rid = request_id.current.get()
         text = super().format(record)
-        return f"{text} [{rid}]" if rid else text
+        extra = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _RECORD_FIELDS)
+        rid = request_id.current.get()
+        return " ".join(part for part in (text, extra, f"[{rid}]" if rid else "") if part)
 
 
 def configure_logging(level: str, fmt: str) -> None:
