@@ -7,8 +7,11 @@
 - SIGTERM with requests in flight: they complete, new connections are refused,
   and the process exits within its graceful timeout.
 
-(A SIGKILL in the middle of an import is tests/imports/test_safety.py.) Each test
-prints its figures; `pytest tests/faults -s` shows them (docs/operations.md).
+- SIGKILL in the middle of an import: the previous roster is intact and the job
+  is marked failed when a worker starts (tests/imports/test_safety.py's test, run
+  here as well so the fault tests stand on their own).
+
+Each test prints its figures; `pytest tests/faults -s` shows them (docs/operations.md).
 """
 
 import os
@@ -28,6 +31,9 @@ from sqlalchemy.orm import Session
 
 from app.db import create_db_engine
 from app.demo.generator import load_demo
+from tests.imports.test_safety import (
+    test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job as test_sigkill_in_the_middle_of_an_import,  # noqa: E501, F401
+)
 from tests.pg_cluster import (
     Cluster,
     free_port,
