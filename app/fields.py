@@ -116,12 +116,13 @@ def _strip(value: object) -> object:
 def _printable(value: str) -> str:
     """Control characters (NUL above all, which PostgreSQL cannot store) are refused."""
     if has_control_characters(value):
-        raise ValueError("must not contain control characters")
+        raise ValueError("must not contain control characters or unpaired surrogates")
     return value
 
 
-# Exactly the Unicode "Cc" (control) category: C0, DEL and C1.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The Unicode "Cc" (control) category (C0, DEL and C1), and unpaired surrogates: a
+# JSON "\\ud800" escape decodes to one, and no UTF-8 text (PostgreSQL's) can hold it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def has_control_characters(value: str) -> bool:

@@ -1,5 +1,6 @@
 """Every write is validated; each rule has a row here, and a bad row writes nothing."""
 
+import json
 from typing import Any
 
 import pytest
@@ -246,13 +247,18 @@ def test_invalid_plan_is_422_naming_the_field(
 def test_control_characters_in_text_are_refused_not_stored(
     client: TestClient, admin: dict[str, str], db: Session
 ) -> None:
-    """PostgreSQL cannot store NUL; no backend should accept it (or other controls)."""
+    """PostgreSQL cannot store NUL or an unpaired surrogate; no backend should accept
+    them (or other controls)."""
     for changes, field in (
         ({"first_name": "A\u0000na"}, "first_name"),
+        ({"last_name": "Garc\ud800a"}, "last_name"),  # an unpaired surrogate (a JSON escape)
         ({"credentials": ["PT\u0007"]}, "credentials[0]"),
         (_location(address_line1="1 Main\u0000 St"), "practices[0].location.address_line1"),
     ):
-        response = client.post("/v1/therapists", json=therapist_body(**changes), headers=admin)
+        # json.dumps escapes what UTF-8 cannot carry (the surrogate) as a client would.
+        body = json.dumps(therapist_body(**changes))
+        json_headers = admin | {"Content-Type": "application/json"}
+        response = client.post("/v1/therapists", content=body, headers=json_headers)
         assert response.status_code == 422, response.text
         assert field in [error["field"] for error in response.json()["errors"]]
     assert db.scalar(select(func.count()).select_from(Therapist)) == 0

@@ -92,7 +92,7 @@ class _Checker:
             self.fail(name, f"is longer than {limit} characters")
             return None
         if has_control_characters(value):
-            self.fail(name, "must not contain control characters")
+            self.fail(name, "must not contain control characters or unpaired surrogates")
             return None
         return value
 

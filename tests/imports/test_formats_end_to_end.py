@@ -100,3 +100,26 @@ def test_qhp_physical_therapists_are_searchable_by_plan(
     assert plan.plan_type == "marketplace"
     found = near_chicago(client, plan_id=plan.id, specialty="neurology")
     assert found == ["1234567893"]
+
+
+def test_an_unpaired_surrogate_in_a_json_roster_is_a_problem_on_its_field(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 database can store:
+    the record is refused with a problem naming the field, never an internal error."""
+    payer_id = add_payer(db)
+    providers = (
+        b'[{"npi": "1234567893", "type": "INDIVIDUAL", "name": {"first": "Ana", '
+        b'"last": "Garc\\ud800a"}, "addresses": [{"address": "5 Elm St", "city": "Evanston", '
+        b'"state": "IL", "zip": "60201"}], "specialty": ["Physical Therapy"], '
+        b'"accepting": "accepting", "plans": []}]'
+    )
+    outcome = import_bytes(
+        backend.engine, tmp_path, providers, payer_id=payer_id, format=Format.QHP,
+        on_error=OnError.SKIP,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.issues
+    assert outcome.counts.records_imported == 0
+    refused = [issue for issue in outcome.issues if issue.level == "error"]
+    assert [issue.field for issue in refused] == ["last_name"]
+    assert "surrogates" in refused[0].message
