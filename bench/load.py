@@ -30,37 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.dataset import DATA_DIR, database_url, ensure_dataset
-from bench.search import build_cases, free_port
+from bench.search import build_cases, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 P99_LIMIT_MS = 100.0
-
-
-def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = os.environ | {
-        "PTDIR_DATABASE_URL": url,
-        "PTDIR_IMPORT_WORKERS": "0",
-        "PTDIR_ACCESS_LOG": "false",
-        "PTDIR_RATE_LIMIT_PER_MINUTE": "0",  # the load comes from one address
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--no-access-log", "--log-level", "warning"],
-        env=env, cwd=ROOT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the API server did not become ready")
 
 
 def queries(plan_id: int) -> list[dict[str, Any]]:
@@ -159,7 +132,9 @@ def main() -> None:
     url = database_url("postgres", args.practices, args.admin_url)
     count = ensure_dataset(url, args.practices)
     rates = [float(r) for r in args.rates.split(",")]
-    server, base = start_server(url, args.workers)
+    server, base = start_server(
+        url, workers=args.workers, env={"PTDIR_IMPORT_WORKERS": "0", "PTDIR_ACCESS_LOG": "false"}
+    )
     try:
         plan_ids = httpx.get(f"{base}/v1/plans").json()
         plan_id = next((p["id"] for p in plan_ids if p["name"] == "Medicare Part B"), 1)

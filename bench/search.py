@@ -183,17 +183,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """uvicorn on a free loopback port with `workers` processes; returns it and its URL."""
     port = free_port()
     # The load comes from one address: the per-client read limit would throttle it.
-    env = dict(os.environ, PTDIR_DATABASE_URL=url, PTDIR_RATE_LIMIT_PER_MINUTE="0")
+    environment = os.environ | {"PTDIR_DATABASE_URL": url, "PTDIR_RATE_LIMIT_PER_MINUTE": "0"}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
-         str(port), "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=Path(__file__).resolve().parent.parent,
+         str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=environment | (env or {}), cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return process, base
