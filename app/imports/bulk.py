@@ -21,17 +21,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Connection,
     Date,
     Enum,
     Table,
-    any_,
-    func,
-    literal,
-    select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.db import UTCDateTime
 
@@ -139,17 +133,3 @@ def _column_types(cursor: Any, table: str) -> dict[str, int]:
         (table,),
     )
     return dict(cursor.fetchall())
-
-
-def one_of(column: Any, values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
-    """`column IN (values)` with the values bound as one array: `= ANY(array)` on
-    PostgreSQL, `IN (SELECT value FROM json_each(json))` on SQLite.
-
-    A batch looks up thousands of keys at once. Rendered as thousands of bound
-    parameters, the statement took longer to build, send and parse than to run.
-    Both forms still search the column's index once per value.
-    """
-    if dialect == "postgresql":
-        return column == any_(literal(list(values), ARRAY(column.type)))  # type: ignore[no-any-return]
-    listed = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
-    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]

@@ -40,8 +40,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from app.db import Base, utcnow
-from app.imports.bulk import insert_many, one_of
+from app.db import Base, one_of, utcnow
+from app.imports.bulk import insert_many
 from app.imports.records import PlanRecord, Problem
 from app.imports.validate import Provider, Site
 from app.locations.models import Location
@@ -62,7 +62,7 @@ from app.therapists.models import (
 from app.therapists.names import name_key
 
 BATCH_SIZE = 4000
-# Keys per look-up statement (each binds its keys as one array; see bulk.one_of).
+# Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
 _IN_CHUNK = 5000
 
 _LINKS = (
