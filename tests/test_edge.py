@@ -6,10 +6,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import get_read_session
@@ -40,12 +42,15 @@ def logged() -> Iterator[Logged]:
     root.removeHandler(handler)
 
 
+AppWith = Callable[..., TestClient]
+
+
 @pytest.fixture
-def app_with(backend: Backend, import_dir: Path) -> Iterator[object]:
+def app_with(backend: Backend, import_dir: Path) -> Iterator[AppWith]:
     """A client factory for an application with some settings changed."""
     clients: list[TestClient] = []
 
-    def make(**changes: object) -> TestClient:
+    def make(**changes: Any) -> TestClient:
         settings = Settings(database_url=backend.url, import_dir=import_dir, **changes)
         test_client = TestClient(create_app(settings), raise_server_exceptions=False)
         clients.append(test_client.__enter__())
@@ -150,7 +155,7 @@ def test_writes_and_private_reads_are_never_cross_origin(
     assert "access-control-allow-origin" not in private.headers
 
 
-def test_configured_origins_are_echoed_and_others_refused(app_with) -> None:  # type: ignore[no-untyped-def]
+def test_configured_origins_are_echoed_and_others_refused(app_with: AppWith) -> None:
     listed = app_with(cors_origins="https://a.example, http://localhost:5173")
     allowed = listed.get("/v1/specialties", headers={"Origin": "http://localhost:5173"})
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:5173"
@@ -249,7 +254,7 @@ def test_metrics_count_requests_by_route_template_and_status(client: TestClient)
     assert latency['{method="GET",route="/v1/therapists/{therapist_id}"}'] >= 3
 
 
-def test_metrics_report_import_jobs_by_status(client: TestClient, db) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_report_import_jobs_by_status(client: TestClient, db: Session) -> None:
     # Finished jobs only: the application's worker would pick up a queued one.
     for status in (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED, JobStatus.FAILED):
         db.add(ImportJob(status=status, format="csv", mode="merge"))
@@ -262,7 +267,9 @@ def test_metrics_report_import_jobs_by_status(client: TestClient, db) -> None:  
 # --- the per-statement time limit (PostgreSQL) ----------------------------------------------
 
 
-def test_a_statement_over_the_time_limit_is_a_quick_503(app_with, backend: Backend) -> None:  # type: ignore[no-untyped-def]
+def test_a_statement_over_the_time_limit_is_a_quick_503(
+    app_with: AppWith, backend: Backend
+) -> None:
     if backend.name != "postgres":
         pytest.skip("statement_timeout is PostgreSQL's; SQLite has no per-statement limit")
     limited = app_with(database_statement_timeout_ms=300)
@@ -278,7 +285,7 @@ def test_a_statement_over_the_time_limit_is_a_quick_503(app_with, backend: Backe
     assert limited.get(SEARCH, params={"zip": "60614"}).status_code == 200
 
 
-def test_a_rate_limited_answer_still_carries_the_edge_headers(app_with) -> None:  # type: ignore[no-untyped-def]
+def test_a_rate_limited_answer_still_carries_the_edge_headers(app_with: AppWith) -> None:
     limited = app_with(rate_limit_per_minute=1, rate_limit_burst=1)
     origin = {"Origin": "https://find-a-pt.example"}
     assert limited.get("/v1/specialties", headers=origin).status_code == 200
