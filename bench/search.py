@@ -102,14 +102,13 @@ def raw_sql(
         # The stored plan list answers while no start or end date has come since it
         # was written; otherwise the participations do (see app/search/projection.py).
         filters.append(
-            "s.accepting_new_patients AND ("
-            "(s.plans_as_of <= CURRENT_DATE AND (s.plans_stale_on IS NULL"
-            f" OR s.plans_stale_on > CURRENT_DATE) AND s.plan_ids LIKE '% {plan_id} %')"
-            " OR (NOT (s.plans_as_of <= CURRENT_DATE AND (s.plans_stale_on IS NULL"
-            " OR s.plans_stale_on > CURRENT_DATE)) AND EXISTS (SELECT 1 FROM participations pp"
+            "s.accepting_new_patients AND CASE WHEN s.plans_as_of <= CURRENT_DATE"
+            " AND (s.plans_stale_on IS NULL OR s.plans_stale_on > CURRENT_DATE)"
+            f" THEN s.plan_ids LIKE '% {plan_id} %'"
+            " ELSE EXISTS (SELECT 1 FROM participations pp"
             f" WHERE pp.practice_id = s.practice_id AND pp.plan_id = {plan_id}"
             " AND (pp.effective_from IS NULL OR pp.effective_from <= CURRENT_DATE)"
-            " AND (pp.effective_to IS NULL OR pp.effective_to >= CURRENT_DATE))))"
+            " AND (pp.effective_to IS NULL OR pp.effective_to >= CURRENT_DATE)) END"
         )
     where = "".join(f" AND {f}" for f in filters)
     keyset = " WHERE (g.c2, g.tid) > (:after_c2, :after_tid)" if after else ""

@@ -18,15 +18,14 @@ from sqlalchemy import (
     Float,
     Select,
     and_,
+    bindparam,
     column,
     func,
-    literal,
     literal_column,
     or_,
 )
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -89,13 +88,19 @@ def unit_vector(latitude: float, longitude: float) -> tuple[float, float, float]
     return math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
 
 
-def chord_squared(latitude: float, longitude: float) -> ColumnElement[float]:
-    """SQL: chord² from a fixed point to each projection row."""
-    x0, y0, z0 = unit_vector(latitude, longitude)
+def chord_squared() -> ColumnElement[float]:
+    """SQL: chord² from the origin (bound by `origin_values`) to each projection row."""
     return _ChordSquared(
         SearchPractice.x, SearchPractice.y, SearchPractice.z,
-        literal(x0, Float), literal(y0, Float), literal(z0, Float),
+        *(bindparam(name, type_=Float) for name in _ORIGIN),
     )  # fmt: skip
+
+
+def origin_values(latitude: float, longitude: float) -> dict[str, float]:
+    return dict(zip(_ORIGIN, unit_vector(latitude, longitude), strict=True))
+
+
+_ORIGIN = ("origin_x", "origin_y", "origin_z")
 
 
 def km_from_chord_squared(chord2: float) -> float:
@@ -138,47 +143,84 @@ def box_around(latitude: float, longitude: float, radius_km: float) -> Box:
     return Box(west, south, east, north)
 
 
-def in_box(box: Box) -> ColumnElement[bool]:
-    """Exact: the practice's coordinates lie in the rectangle (edges included)."""
+def in_box(longitude_ranges: int) -> ColumnElement[bool]:
+    """Exact: the practice's coordinates lie in the rectangle bound by `box_values`
+    (edges included); `longitude_ranges` is 2 for a box across the antimeridian."""
     longitude = or_(
-        *(SearchPractice.longitude.between(low, high) for low, high in box.longitude_ranges())
+        *(
+            SearchPractice.longitude.between(
+                bindparam(f"box_west_{i}", type_=Float), bindparam(f"box_east_{i}", type_=Float)
+            )
+            for i in range(longitude_ranges)
+        )
     )
-    return and_(SearchPractice.latitude.between(box.south, box.north), longitude)
+    latitude = SearchPractice.latitude.between(
+        bindparam("box_south", type_=Float), bindparam("box_north", type_=Float)
+    )
+    return and_(latitude, longitude)
+
+
+def box_values(box: Box) -> dict[str, float]:
+    values = {"box_south": box.south, "box_north": box.north}
+    for i, (low, high) in enumerate(box.longitude_ranges()):
+        values |= {f"box_west_{i}": low, f"box_east_{i}": high}
+    return values
 
 
 def near(
-    statement: Select[*tuple[Any, ...]],
-    session: Session,
-    *,
-    box: Box,
-    center: tuple[float, float],
-    reach_km: float,
+    statement: Select[*tuple[Any, ...]], *, dialect: str, longitude_ranges: int
 ) -> Select[*tuple[Any, ...]]:
     """`statement` (over search_practices) narrowed by the spatial index to the rows in
-    `box`, and maybe a few more: callers still apply the exact test.
+    the box bound by `near_values`, and maybe a few more: callers still apply the
+    exact test. `longitude_ranges` is 2 for a box across the antimeridian.
 
-    `center` and `reach_km` describe a circle that covers the box: PostGIS uses it
-    (the GiST index, as ST_DWithin would), SQLite uses the box (R*Tree join).
+    PostGIS uses a circle covering the box (the GiST index, as ST_DWithin would),
+    SQLite the box itself (R*Tree join).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        point = func.geography(func.ST_SetSRID(func.ST_MakePoint(center[1], center[0]), 4326))
-        # A hair wider than asked: the sphere PostGIS uses differs from ours by < 1e-8.
-        meters = reach_km * 1000 * (1 + 1e-6) + 1.0
+    if dialect == "postgresql":
+        point = func.geography(
+            func.ST_SetSRID(
+                func.ST_MakePoint(
+                    bindparam("near_lon", type_=Float), bindparam("near_lat", type_=Float)
+                ),
+                4326,
+            )
+        )
         # The GiST box test alone (what ST_DWithin does before its exact recheck): the
         # exact test is the caller's chord, so the costly spheroid recheck is skipped.
         return statement.where(
-            literal_column("search_practices.geog").op("&&")(func._ST_Expand(point, meters))
+            literal_column("search_practices.geog").op("&&")(
+                func._ST_Expand(point, bindparam("near_meters", type_=Float))
+            )
         )
-    margin = _RTREE_MARGIN_DEGREES
     ranges = [
-        and_(_rtree.c.max_lon >= low - margin, _rtree.c.min_lon <= high + margin)
-        for low, high in box.longitude_ranges()
+        and_(
+            _rtree.c.max_lon >= bindparam(f"near_west_{i}", type_=Float),
+            _rtree.c.min_lon <= bindparam(f"near_east_{i}", type_=Float),
+        )
+        for i in range(longitude_ranges)
     ]
     return statement.join(_rtree, _rtree.c.id == SearchPractice.id).where(
-        _rtree.c.max_lat >= box.south - margin,
-        _rtree.c.min_lat <= box.north + margin,
+        _rtree.c.max_lat >= bindparam("near_south", type_=Float),
+        _rtree.c.min_lat <= bindparam("near_north", type_=Float),
         or_(*ranges),
     )
+
+
+def near_values(
+    dialect: str, box: Box, center: tuple[float, float], reach_km: float
+) -> dict[str, float]:
+    """The values `near` binds: a circle of `reach_km` around `center` that covers `box`
+    (PostGIS), or the box (SQLite)."""
+    if dialect == "postgresql":
+        # A hair wider than asked: the sphere PostGIS uses differs from ours by < 1e-8.
+        meters = reach_km * 1000 * (1 + 1e-6) + 1.0
+        return {"near_lat": center[0], "near_lon": center[1], "near_meters": meters}
+    margin = _RTREE_MARGIN_DEGREES
+    values = {"near_south": box.south - margin, "near_north": box.north + margin}
+    for i, (low, high) in enumerate(box.longitude_ranges()):
+        values |= {f"near_west_{i}": low - margin, f"near_east_{i}": high + margin}
+    return values
 
 
 def covering_reach_km(box: Box, center: tuple[float, float]) -> float:
