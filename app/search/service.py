@@ -178,16 +178,21 @@ def _hits(
 
     known = vocabulary(session)
     factor = geo.KM_PER_MILE if query.unit is Unit.MI else 1.0
-    return [
-        {
-            **_identity(people[tid], known),
-            "distance": round(found[0][1] / factor, 2),
-            "practices": [
-                _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid]) for pid, d in found
-            ],
-        }
-        for tid, found in ranked.items()
-    ]
+    items = []
+    for tid, found in ranked.items():
+        # On PostgreSQL each statement reads its own snapshot: a practice deleted
+        # after the page was read has no site here, and is left out.
+        kept = [(pid, distance) for pid, distance in found if pid in sites]
+        if not kept:
+            continue
+        practices = [
+            _practice_hit(pid, round(d / factor, 2), sites[pid], plans[pid]) for pid, d in kept
+        ]
+        items.append(
+            _identity(people[tid], known)
+            | {"distance": practices[0]["distance"], "practices": practices}
+        )
+    return items
 
 
 def _identity(person: dict[str, Any], known: Vocabulary) -> dict[str, Any]:

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session
 
 from app.networks.models import Participation
 from app.search import projection, service
 from app.search.models import SearchPractice
+from app.therapists.models import Practice
 from tests.conftest import Backend
 from tests.factories import (
     LOOP,
@@ -150,6 +151,41 @@ def test_concurrent_writes_to_one_therapist_take_turns_on_its_rows(
     for plan in plans:
         assert found(client, plan_id=plan["id"]) == [therapist["id"]]
     assert_matches_a_rebuild(db)
+
+
+def test_a_practice_deleted_while_a_page_is_read_is_left_out(
+    client: TestClient, admin: dict[str, str], backend: Backend
+) -> None:
+    """A search reads the page, then the page's sites, and each statement may see a
+    newer snapshot: a practice deleted in between is left out of the answer (a
+    therapist left with none is left out), not a failed request."""
+    both = create_therapist(
+        client, admin,
+        therapist_body(1, practices=[practice_at(LOOP, accepting=True),
+                                     practice_at(WRIGLEYVILLE, accepting=True)]),
+    )  # fmt: skip
+    only = create_therapist(client, admin, therapist_body(2))
+    gone = [both["practices"][0]["id"], only["practices"][0]["id"]]
+    deleted: list[int] = []
+
+    def delete_before_sites(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT practices.id AS practice_id") and not deleted:
+            deleted.extend(gone)
+            with backend.engine.begin() as other:
+                other.execute(delete(Practice).where(Practice.id.in_(gone)))
+
+    event.listen(Engine, "before_cursor_execute", delete_before_sites)
+    try:
+        response = client.get("/v1/search/therapists", params=CHICAGO)
+    finally:
+        event.remove(Engine, "before_cursor_execute", delete_before_sites)
+    assert deleted == gone, "the search never read its sites"
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [item["id"] for item in items] == [both["id"]]
+    kept = both["practices"][1]["id"]
+    assert [practice["id"] for practice in items[0]["practices"]] == [kept]
+    assert items[0]["distance"] == items[0]["practices"][0]["distance"]
 
 
 def test_a_refused_write_leaves_the_projection_as_it_was(
