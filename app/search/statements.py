@@ -507,17 +507,28 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
     no_text, no_float = cast(null(), String), cast(null(), Float)
     qualified = select(*people.c).where(people.c.c2.is_not(None)).subquery("qualified")
     page = first_page_rows(shape, qualified).subquery("page")
+    # The total and every practice-level value's count in one pass over the groups
+    # (one pass per value cost 1.6 ms each on the dense PostgreSQL benchmark).
+    sums = _materialized(
+        select(
+            func.count(people.c.c2).label("total"),
+            *(func.sum(people.c[f"{facet.value}_{i}"]).label(f"{facet.value}_{i}")
+              for facet in shape.facets if facet in PRACTICE_VALUES
+              for i, _option in enumerate(PRACTICE_VALUES[facet])),
+        ),
+        "sums",
+    )  # fmt: skip
     branches = [
         select(literal("page"), no_text, page.c.tid, page.c.c2,
                *((page.c.last, page.c.first) if by_name else (no_text, no_text))),
-        select(literal("total"), no_text, func.count(people.c.c2), no_float, no_text, no_text),
+        select(literal("total"), no_text, sums.c.total, no_float, no_text, no_text),
     ]  # fmt: skip
     for facet in shape.facets:
         name = facet.value
         label = literal(name)
         if facet in PRACTICE_VALUES:
             branches += [
-                select(label, literal(str(option)), func.sum(people.c[f"{name}_{i}"]),
+                select(label, literal(str(option)), sums.c[f"{name}_{i}"],
                        no_float, no_text, no_text)
                 for i, option in enumerate(PRACTICE_VALUES[facet])
             ]  # fmt: skip
