@@ -481,6 +481,16 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
         .offset(0)
         .subquery("area_rows")
     )  # fmt: skip
+    if len(where.by_facet) >= 2:
+        # A row failing two filters counts for nothing: not for the page or the total
+        # (they need every filter), not for any facet (each ignores only its own).
+        # Dropped before grouping: on the dense benchmark with three filters, 28% of
+        # the rows the grouping would sort.
+        failures = sum(
+            (case((rows.c[f"ok_{facet.value}"], 0), else_=1) for facet in where.by_facet),
+            start=literal(0),
+        )
+        rows = select(rows).where(failures <= 1).subquery("near_rows")
 
     def passing(*ignored: Facet) -> ColumnElement[bool]:
         return and_(true(), *(rows.c[f"ok_{f.value}"] for f in where.by_facet if f not in ignored))
