@@ -47,7 +47,7 @@ from app.imports.validate import Provider, Site
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
-from app.search import projection
+from app.search import geo, projection
 from app.search.models import SearchPractice
 from app.therapists.models import (
     Practice,
@@ -821,6 +821,7 @@ class _Batch:
                     )
                 )
         insert_many(self.session.connection(), _table(SearchPractice), rows)
+        geo.index_new_rows(self.session, [therapist_ids[npi] for npi in self.created])
 
 
 def _table(model: type[Base]) -> Table:
