@@ -112,7 +112,7 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if dialect == "postgresql":
         driver: Any = connection.connection.driver_connection
         with driver.cursor() as cursor:
-            types = _column_types(cursor, table.name)
+            types = _column_types(connection, cursor, table.name)
             with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([types[name] for name in names])
                 for value in values:
@@ -125,11 +125,19 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     connection.exec_driver_sql(statement, values)
 
 
-def _column_types(cursor: Any, table: str) -> dict[str, int]:
-    """The PostgreSQL type (OID) of each column: binary COPY must name them."""
-    cursor.execute(
-        "SELECT attname, atttypid::int FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        (table,),
-    )
-    return dict(cursor.fetchall())
+def _column_types(connection: Connection, cursor: Any, table: str) -> dict[str, int]:
+    """The PostgreSQL type (OID) of each column: binary COPY must name them.
+
+    Read once per table and database connection (an import asked about 200 times,
+    one round trip each): a column's type changes only by a migration, and
+    migrations run before anything imports.
+    """
+    known: dict[str, dict[str, int]] = connection.info.setdefault("copy_column_types", {})
+    if table not in known:
+        cursor.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        known[table] = dict(cursor.fetchall())
+    return known[table]
