@@ -25,11 +25,14 @@ from sqlalchemy import (
     Date,
     Enum,
     Table,
+    select,
 )
 
-from app.db import UTCDateTime
+from app.db import UTCDateTime, one_of
 
 Converter = Callable[[Any], Any]
+# Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
+_KEYS_PER_LOOK_UP = 5000
 
 
 def _same(value: Any) -> Any:
@@ -86,9 +89,51 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     text, several times faster per row, and the import's own thread is what
     bounds it on PostgreSQL.
     """
+    if rows:
+        names = list(rows[0])
+        _insert(connection, table, names, _values(connection, table, names, rows))
+
+
+def insert_new(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
+) -> list[int]:
+    """INSERTs rows the table does not hold yet (as `insert_many`); returns their ids in order.
+
+    `key` names columns that tell the table's rows apart (a unique constraint).
+    PostgreSQL: the ids are drawn from the table's sequence first and copied with
+    the rows, instead of read back by key (an index look-up per row on the server,
+    and its keys sent as an array and its rows returned); the sequence hands each
+    value out once, so writers running meanwhile cannot collide with them.
+    SQLite: the rows get the ids SQLite picks, read back by key (SQLite does not
+    promise which ids those are).
+    """
     if not rows:
-        return
+        return []
     names = list(rows[0])
+    values = _values(connection, table, names, rows)
+    if connection.dialect.name == "postgresql":
+        ids = _next_ids(connection, table, len(rows))
+        with_ids = [(id_, *cells) for id_, cells in zip(ids, values, strict=True)]
+        _insert(connection, table, ["id", *names], with_ids)
+        return ids
+    _insert(connection, table, names, values)
+    found: dict[tuple[Any, ...], int] = {}
+    wanted = sorted({row[key[0]] for row in rows})
+    for start in range(0, len(wanted), _KEYS_PER_LOOK_UP):
+        chunk = wanted[start : start + _KEYS_PER_LOOK_UP]
+        for id_, *known in connection.execute(
+            select(table.c.id, *(table.c[name] for name in key)).where(
+                one_of(table.c[key[0]], chunk, connection.dialect.name)
+            )
+        ):
+            found[tuple(known)] = id_
+    return [found[tuple(row[name] for name in key)] for row in rows]
+
+
+def _values(
+    connection: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows as tuples of `names`, converted for the driver."""
     dialect = connection.dialect.name
     # Most columns go to the driver as they are: take them all at once, in C, and
     # convert only the few that need it.
@@ -98,18 +143,22 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         for position, name in enumerate(names)
         if (convert := _converter(table.c[name].type, dialect)) is not _same
     ]
-    values: list[tuple[Any, ...]]
     if not converting:
-        values = [take(row) for row in rows]
-    else:
-        values = []
-        for row in rows:
-            cells = list(take(row))
-            for position, convert in converting:
-                cells[position] = convert(cells[position])
-            values.append(tuple(cells))
+        return [take(row) for row in rows]
+    values = []
+    for row in rows:
+        cells = list(take(row))
+        for position, convert in converting:
+            cells[position] = convert(cells[position])
+        values.append(tuple(cells))
+    return values
+
+
+def _insert(
+    connection: Connection, table: Table, names: list[str], values: Sequence[tuple[Any, ...]]
+) -> None:
     columns = ", ".join(names)
-    if dialect == "postgresql":
+    if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection
         with driver.cursor() as cursor:
             types = _column_types(connection, cursor, table.name)
@@ -123,6 +172,23 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         f"VALUES ({', '.join(['?'] * len(names))})"
     )
     connection.exec_driver_sql(statement, values)
+
+
+def _next_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """`count` new ids from the sequence behind the table's `id` (PostgreSQL)."""
+    driver: Any = connection.connection.driver_connection
+    # Named once per connection: looked up on every row, the name cost ten times
+    # what drawing the values did.
+    sequences: dict[str, str] = connection.info.setdefault("id_sequences", {})
+    with driver.cursor() as cursor:
+        if table.name not in sequences:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table.name,))
+            sequences[table.name] = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            (sequences[table.name], count),
+        )
+        return [id_ for (id_,) in cursor.fetchall()]
 
 
 def _column_types(connection: Connection, cursor: Any, table: str) -> dict[str, int]:

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
-from app.imports.bulk import insert_many
+from app.imports.bulk import insert_many, insert_new
 from app.imports.records import PlanRecord, Problem
 from app.imports.validate import Provider, Site
 from app.locations.models import Location
@@ -459,13 +459,9 @@ class _Batch:
         # batch's new therapists need no look-ups (a first import has none).
         self.known_therapists = sorted(ids.values())
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            for chunk in _chunks([row["npi"] for row in new_rows]):
-                for therapist_id, npi in self.session.execute(
-                    select(table.c.id, table.c.npi).where(one_of(table.c.npi, chunk, self.dialect))
-                ):
-                    ids[npi] = therapist_id
-                    self.changed.add(therapist_id)
+            new_ids = insert_new(self.session.connection(), table, new_rows, key=("npi",))
+            ids.update((row["npi"], id_) for row, id_ in zip(new_rows, new_ids, strict=True))
+            self.changed.update(new_ids)
             self.created = {row["npi"]: row for row in new_rows}
             self.counts.therapists_created += len(new_rows)
         if changed_rows:
@@ -612,16 +608,10 @@ class _Batch:
             )
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            for chunk in _chunks([row["address_key"] for row in new_rows]):
-                ids.update(
-                    (key, location_id)
-                    for location_id, key in self.session.execute(
-                        select(table.c.id, table.c.address_key).where(
-                            one_of(table.c.address_key, chunk, self.dialect)
-                        )
-                    )
-                )
+            new_ids = insert_new(self.session.connection(), table, new_rows, key=("address_key",))
+            ids.update(
+                (row["address_key"], id_) for row, id_ in zip(new_rows, new_ids, strict=True)
+            )
             self.counts.locations_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         if changed_rows:
@@ -661,7 +651,8 @@ class _Batch:
         for provider in self.providers:
             for site in provider.sites:
                 wanted[(therapist_ids[provider.npi], location_ids[site.address_key])] = site
-        new_rows, changed_rows = [], []
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
         for pair, site in wanted.items():
             current = existing.get(pair)
             if current is None:
@@ -689,17 +680,12 @@ class _Batch:
         ids = {pair: row.id for pair, row in existing.items()}
         self.known_practices = sorted(ids.values())
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            added = {(row["therapist_id"], row["location_id"]) for row in new_rows}
-            for chunk in _chunks(sorted({pair[0] for pair in added})):
-                for practice_id, therapist_id, location_id in self.session.execute(
-                    select(table.c.id, table.c.therapist_id, table.c.location_id).where(
-                        one_of(table.c.therapist_id, chunk, self.dialect)
-                    )
-                ):
-                    if (therapist_id, location_id) in added:
-                        ids[(therapist_id, location_id)] = practice_id
-                        self.changed.add(therapist_id)
+            new_ids = insert_new(
+                self.session.connection(), table, new_rows, key=("therapist_id", "location_id")
+            )
+            for row, practice_id in zip(new_rows, new_ids, strict=True):
+                ids[(row["therapist_id"], row["location_id"])] = practice_id
+                self.changed.add(row["therapist_id"])
             self.counts.practices_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         self.counts.practices_updated += len(changed_rows)
