@@ -13,6 +13,7 @@ from app.migrate import downgrade, prepare_database, upgrade
 from app.search import projection
 from app.search.models import SearchPractice
 from tests.conftest import BACKENDS
+from tests.search.spatial_index import assert_index_matches
 
 
 # Reflection does not know PostGIS types; the geography column is managed by hand.
@@ -97,6 +98,55 @@ def test_spatial_index_follows_the_search_projection(
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM practices"))  # the row goes with it
         assert positions() == []
+    finally:
+        engine.dispose()
+
+
+# A second practice of the therapist, and its row as the code of revision 0004 wrote
+# it: a plain INSERT, with the R*Tree left to the trigger that revision had.
+_SECOND_PRACTICE = [
+    "INSERT INTO locations (id, address_key, address_line1, city, state, zip, latitude, longitude,"
+    " geocode_precision, accessibility, created_at, updated_at) VALUES"
+    " (8, 'n', '2 Broadway', 'New York', 'NY', '10004', 40.7, -74.0, 'provided', '[]',"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO practices (id, therapist_id, location_id, accepting_new_patients, telehealth,"
+    " home_visits, created_at, updated_at) VALUES (6, 3, 8, true, true, false,"
+    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO search_practices (id, practice_id, therapist_id, latitude, longitude, x, y, z,"
+    " accepting_new_patients, telehealth, last_name_key, first_name_key, specialties,"
+    " conditions, certifications, languages, services, plan_ids, plans_as_of) VALUES"
+    " (99, 6, 3, 40.7, -74.0, 0, 0, 1, true, true, 'lee', 'ada', ' ', ' ', ' ', ' ', ' ', ' ',"
+    " CURRENT_DATE)",
+]
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_the_spatial_index_holds_every_row_across_migrations(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    try:
+        upgrade(engine)
+        _insert_records(engine)
+        prepare_database(engine)
+        assert len(assert_index_matches(engine)) == 1
+
+        downgrade(engine, "0004")  # its writers leave the R*Tree to a trigger again
+        assert len(assert_index_matches(engine)) == 1
+        with engine.begin() as connection:
+            for statement in _SECOND_PRACTICE:
+                connection.execute(text(statement))
+        assert len(assert_index_matches(engine)) == 2
+
+        upgrade(engine)
+        assert len(assert_index_matches(engine)) == 2
+        with Session(engine) as session, session.begin():
+            projection.refresh(session, [3])
+        assert sorted(assert_index_matches(engine).values()) == [(40.7, -74.0), (41.9, -87.6)]
+
+        downgrade(engine, "0002")  # the projection and its index go; a rebuild brings both
+        prepare_database(engine)
+        assert len(assert_index_matches(engine)) == 2
     finally:
         engine.dispose()
 

@@ -11,7 +11,7 @@ records through the API and re-imports a file to find every value unchanged.
 """
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum as PyEnum
 from enum import StrEnum
@@ -25,11 +25,14 @@ from sqlalchemy import (
     Date,
     Enum,
     Table,
+    select,
 )
 
-from app.db import UTCDateTime
+from app.db import UTCDateTime, one_of
 
 Converter = Callable[[Any], Any]
+# Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
+_KEYS_PER_LOOK_UP = 5000
 
 
 def _same(value: Any) -> Any:
@@ -86,33 +89,72 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     text, several times faster per row, and the import's own thread is what
     bounds it on PostgreSQL.
     """
+    if rows:
+        names = list(rows[0])
+        columns = _columns(connection, table, names, rows)
+        _insert(connection, table, names, list(zip(*columns, strict=True)))
+
+
+def insert_new(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
+) -> list[int]:
+    """INSERTs rows the table does not hold yet (as `insert_many`); returns their ids in order.
+
+    `key` names columns that tell the table's rows apart (a unique constraint).
+    PostgreSQL: the ids are drawn from the table's sequence first and copied with
+    the rows, instead of read back by key (an index look-up per row on the server,
+    and its keys sent as an array and its rows returned); the sequence hands each
+    value out once, so writers running meanwhile cannot collide with them.
+    SQLite: the rows get the ids SQLite picks, read back by key (SQLite does not
+    promise which ids those are).
+    """
     if not rows:
-        return
+        return []
     names = list(rows[0])
+    columns = _columns(connection, table, names, rows)
+    if connection.dialect.name == "postgresql":
+        ids = _next_ids(connection, table, len(rows))
+        _insert(connection, table, ["id", *names], list(zip(ids, *columns, strict=True)))
+        return ids
+    _insert(connection, table, names, list(zip(*columns, strict=True)))
+    key_of = itemgetter(*key)  # the value of a one-column key, else a tuple
+    found: dict[Any, int] = {}
+    wanted = sorted({row[key[0]] for row in rows})
+    for start in range(0, len(wanted), _KEYS_PER_LOOK_UP):
+        chunk = wanted[start : start + _KEYS_PER_LOOK_UP]
+        for id_, *known in connection.execute(
+            select(table.c.id, *(table.c[name] for name in key)).where(
+                one_of(table.c[key[0]], chunk, connection.dialect.name)
+            )
+        ):
+            found[known[0] if len(key) == 1 else tuple(known)] = id_
+    return [found[key_of(row)] for row in rows]
+
+
+def _columns(
+    connection: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> list[Iterator[Any]]:
+    """The values of each of `names`, converted for the driver (zip them into rows)."""
     dialect = connection.dialect.name
-    # Most columns go to the driver as they are: take them all at once, in C, and
-    # convert only the few that need it.
-    take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
-    converting = [
-        (position, convert)
-        for position, name in enumerate(names)
-        if (convert := _converter(table.c[name].type, dialect)) is not _same
-    ]
-    values: list[tuple[Any, ...]]
-    if not converting:
-        values = [take(row) for row in rows]
-    else:
-        values = []
-        for row in rows:
-            cells = list(take(row))
-            for position, convert in converting:
-                cells[position] = convert(cells[position])
-            values.append(tuple(cells))
+    # Column by column, so that the loops over the rows run in C (map, zip): most
+    # columns go to the driver as they are, a few are converted. A loop in Python
+    # over each row's cells cost a quarter more.
+    columns: list[Iterator[Any]] = [map(itemgetter(name), rows) for name in names]
+    for position, name in enumerate(names):
+        convert = _converter(table.c[name].type, dialect)
+        if convert is not _same:
+            columns[position] = map(convert, columns[position])
+    return columns
+
+
+def _insert(
+    connection: Connection, table: Table, names: list[str], values: Sequence[tuple[Any, ...]]
+) -> None:
     columns = ", ".join(names)
-    if dialect == "postgresql":
+    if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection
         with driver.cursor() as cursor:
-            types = _column_types(cursor, table.name)
+            types = _column_types(connection, cursor, table.name)
             with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([types[name] for name in names])
                 for value in values:
@@ -125,11 +167,36 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     connection.exec_driver_sql(statement, values)
 
 
-def _column_types(cursor: Any, table: str) -> dict[str, int]:
-    """The PostgreSQL type (OID) of each column: binary COPY must name them."""
-    cursor.execute(
-        "SELECT attname, atttypid::int FROM pg_attribute "
-        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-        (table,),
-    )
-    return dict(cursor.fetchall())
+def _next_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """`count` new ids from the sequence behind the table's `id` (PostgreSQL)."""
+    driver: Any = connection.connection.driver_connection
+    # Named once per connection: looked up on every row, the name cost ten times
+    # what drawing the values did.
+    sequences: dict[str, str] = connection.info.setdefault("id_sequences", {})
+    with driver.cursor() as cursor:
+        if table.name not in sequences:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table.name,))
+            sequences[table.name] = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            (sequences[table.name], count),
+        )
+        return [id_ for (id_,) in cursor.fetchall()]
+
+
+def _column_types(connection: Connection, cursor: Any, table: str) -> dict[str, int]:
+    """The PostgreSQL type (OID) of each column: binary COPY must name them.
+
+    Read once per table and database connection (an import asked about 200 times,
+    one round trip each): a column's type changes only by a migration, and
+    migrations run before anything imports.
+    """
+    known: dict[str, dict[str, int]] = connection.info.setdefault("copy_column_types", {})
+    if table not in known:
+        cursor.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        known[table] = dict(cursor.fetchall())
+    return known[table]

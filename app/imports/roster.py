@@ -35,19 +35,20 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
-from app.imports.bulk import insert_many
+from app.imports.bulk import insert_many, insert_new
 from app.imports.records import PlanRecord, Problem
 from app.imports.validate import Provider, Site
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
-from app.search import projection
+from app.search import geo, projection
 from app.search.models import SearchPractice
 from app.therapists.models import (
     Practice,
@@ -81,7 +82,9 @@ _THERAPIST_FIELDS = (
 )
 _LOCATION_DETAILS = ("name", "phone", "fax", "facility_type")
 
-# The participations a replace has seen, so the rest can be ended at the end.
+# The participations a replace listed that existed before it, so the rest can be
+# ended at the end (the ones it created are known by their created_at: see
+# RosterImport.created_at).
 _seen = Table(
     "import_seen_participations",
     MetaData(),
@@ -254,6 +257,7 @@ class RosterImport:
         self.source = source
         self.today = today or utcnow().date()
         self.counts = Counts()
+        self.created_at = utcnow()
         self.writer = _Writer(self.dialect)
         self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
@@ -261,6 +265,23 @@ class RosterImport:
         # the file is still checked, but writing it would be wasted work.
         self.writing = True
         if mode is Mode.REPLACE and payer_id is not None:
+            # Every participation this import creates carries `created_at`, so
+            # `_end_unlisted` tells them apart without recording each one (a first
+            # import recorded 250,000 rows for 100,000 records). No participation
+            # that existed before may carry it: it is later than every one of the
+            # payer's, even one stamped by a host whose clock runs ahead. Writers
+            # running meanwhile: imports for this payer wait for their turn; a
+            # participation an API request adds is ended if it committed before
+            # `_end_unlisted` reads (as when every listed one was recorded), unless
+            # it carries this very microsecond, and then it stays, as if it had
+            # committed a moment later.
+            latest = self.plans.ids and session.scalar(
+                select(func.max(Participation.created_at)).where(
+                    one_of(Participation.plan_id, self.plans.ids, self.dialect)
+                )
+            )
+            if latest and latest >= self.created_at:
+                self.created_at = latest + timedelta(microseconds=1)
             connection = session.connection()
             _seen.drop(connection, checkfirst=True)
             _seen.create(connection)
@@ -309,6 +330,7 @@ class RosterImport:
             select(Participation.id, Participation.effective_from, Practice.therapist_id)
             .join(Practice, Practice.id == Participation.practice_id)
             .where(one_of(Participation.plan_id, plan_ids, self.dialect))
+            .where(Participation.created_at != self.created_at)
             .where(
                 ~exists()
                 .where(_seen.c.practice_id == Participation.practice_id)
@@ -437,13 +459,9 @@ class _Batch:
         # batch's new therapists need no look-ups (a first import has none).
         self.known_therapists = sorted(ids.values())
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            for chunk in _chunks([row["npi"] for row in new_rows]):
-                for therapist_id, npi in self.session.execute(
-                    select(table.c.id, table.c.npi).where(one_of(table.c.npi, chunk, self.dialect))
-                ):
-                    ids[npi] = therapist_id
-                    self.changed.add(therapist_id)
+            new_ids = insert_new(self.session.connection(), table, new_rows, key=("npi",))
+            ids.update((row["npi"], id_) for row, id_ in zip(new_rows, new_ids, strict=True))
+            self.changed.update(new_ids)
             self.created = {row["npi"]: row for row in new_rows}
             self.counts.therapists_created += len(new_rows)
         if changed_rows:
@@ -590,16 +608,10 @@ class _Batch:
             )
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            for chunk in _chunks([row["address_key"] for row in new_rows]):
-                ids.update(
-                    (key, location_id)
-                    for location_id, key in self.session.execute(
-                        select(table.c.id, table.c.address_key).where(
-                            one_of(table.c.address_key, chunk, self.dialect)
-                        )
-                    )
-                )
+            new_ids = insert_new(self.session.connection(), table, new_rows, key=("address_key",))
+            ids.update(
+                (row["address_key"], id_) for row, id_ in zip(new_rows, new_ids, strict=True)
+            )
             self.counts.locations_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         if changed_rows:
@@ -639,7 +651,8 @@ class _Batch:
         for provider in self.providers:
             for site in provider.sites:
                 wanted[(therapist_ids[provider.npi], location_ids[site.address_key])] = site
-        new_rows, changed_rows = [], []
+        new_rows: list[dict[str, Any]] = []
+        changed_rows: list[dict[str, Any]] = []
         for pair, site in wanted.items():
             current = existing.get(pair)
             if current is None:
@@ -667,17 +680,12 @@ class _Batch:
         ids = {pair: row.id for pair, row in existing.items()}
         self.known_practices = sorted(ids.values())
         if new_rows:
-            insert_many(self.session.connection(), table, new_rows)
-            added = {(row["therapist_id"], row["location_id"]) for row in new_rows}
-            for chunk in _chunks(sorted({pair[0] for pair in added})):
-                for practice_id, therapist_id, location_id in self.session.execute(
-                    select(table.c.id, table.c.therapist_id, table.c.location_id).where(
-                        one_of(table.c.therapist_id, chunk, self.dialect)
-                    )
-                ):
-                    if (therapist_id, location_id) in added:
-                        ids[(therapist_id, location_id)] = practice_id
-                        self.changed.add(therapist_id)
+            new_ids = insert_new(
+                self.session.connection(), table, new_rows, key=("therapist_id", "location_id")
+            )
+            for row, practice_id in zip(new_rows, new_ids, strict=True):
+                ids[(row["therapist_id"], row["location_id"])] = practice_id
+                self.changed.add(row["therapist_id"])
             self.counts.practices_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         self.counts.practices_updated += len(changed_rows)
@@ -730,7 +738,7 @@ class _Batch:
                             "verified_at": ref.verified_at,
                             "practice_id": practice_id,
                             "plan_id": plan_id,
-                            "created_at": self.now,
+                            "created_at": self.job.created_at,
                             "updated_at": self.now,
                         }
                     )
@@ -758,9 +766,6 @@ class _Batch:
                     self.counts.participations_unchanged += 1
         if new_rows:
             insert_many(self.session.connection(), table, new_rows)
-            seen.extend(
-                {"practice_id": r["practice_id"], "plan_id": r["plan_id"]} for r in new_rows
-            )
             self.counts.participations_created += len(new_rows)
         _update_many(self.session, table, changed_rows)
         self.counts.participations_updated += len(changed_rows)
@@ -821,6 +826,7 @@ class _Batch:
                     )
                 )
         insert_many(self.session.connection(), _table(SearchPractice), rows)
+        geo.index_new_rows(self.session, [therapist_ids[npi] for npi in self.created])
 
 
 def _table(model: type[Base]) -> Table:

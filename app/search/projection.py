@@ -6,7 +6,8 @@ therapists' rows in the same transaction, so a search never sees a half-applied
 change. Bulk loaders that write with Core statements call `refresh()` themselves.
 
 Rows are rebuilt with one INSERT … SELECT per batch of therapists: the database
-copies and aggregates, Python only names the therapists. A bulk loader that has
+copies and aggregates, Python only names the therapists. Whatever inserts rows
+then hands the same therapists to `geo.index_new_rows()` (SQLite's R*Tree). A bulk loader that has
 just created a therapist already holds everything its rows need, so `traits()`
 and `practice_row()` build them in Python instead, with the values a rebuild
 writes (tests/imports/test_search_rows.py compares them).
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from app.db import utcnow
 from app.locations.models import Location
 from app.networks.models import Participation, Plan
+from app.search import geo
 from app.search.models import SearchPractice
 from app.therapists.models import (
     Practice,
@@ -259,6 +261,7 @@ def refresh(session: Session, therapist_ids: Collection[int] | None = None) -> N
         # In key order: on PostgreSQL the heap then starts out spatially clustered.
         key = spatial_key(Location.latitude, Location.longitude, Practice.id)
         session.execute(insert(SearchPractice).from_select(_COLUMNS, source.order_by(key)))
+        geo.index_new_rows(session)
         return
     for batch in _batches(sorted(set(therapist_ids))):
         if dialect == "postgresql":
@@ -274,6 +277,7 @@ def refresh(session: Session, therapist_ids: Collection[int] | None = None) -> N
                 _COLUMNS, source.where(Practice.therapist_id.in_(batch))
             )
         )
+        geo.index_new_rows(session, batch)
 
 
 def _batches(ids: list[int]) -> Iterator[list[int]]:

@@ -4,11 +4,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.imports import roster
 from app.imports.formats import Format
 from app.imports.roster import Mode
 from app.imports.service import OnError
@@ -122,6 +124,36 @@ def test_replace_ends_what_the_file_no_longer_lists(
     # Ended is not deleted: therapist 2 and the Evanston site are still in the directory.
     assert searchable(client) == [make_npi(1), make_npi(2)]
     assert_projection_is_a_rebuild(db)
+
+
+def test_replace_ends_what_it_did_not_list_even_if_stamped_at_its_own_moment(
+    db: Session, backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replace knows the participations it created by their created_at; one it did
+    not list must still end when it carries that same moment (two imports within a
+    clock tick, or another host's clock)."""
+    moment = utcnow()
+    monkeypatch.setattr(roster, "utcnow", lambda: moment)
+    payer_id = add_payer(db, "Lakeshore Health")
+    assert import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id).succeeded
+    second = roster_csv(
+        [
+            row(1, "lakeview", "Silver PPO", plan_type="commercial"),
+            row(3, "loop", "Silver PPO", plan_type="commercial"),
+        ]
+    )
+    outcome = import_bytes(backend.engine, tmp_path, second, payer_id=payer_id)
+    assert outcome.succeeded, outcome.issues
+    assert outcome.counts.participations_created == 1
+    assert outcome.counts.participations_ended == 3
+    yesterday = moment.date() - timedelta(days=1)
+    assert [(npi, ends) for npi, _, _, _, ends in roster_state(backend.engine, payer_id)] == [
+        (make_npi(1), yesterday),
+        (make_npi(1), None),
+        (make_npi(1), yesterday),
+        (make_npi(2), yesterday),
+        (make_npi(3), None),
+    ]
 
 
 def test_a_listing_that_comes_back_is_reopened(
