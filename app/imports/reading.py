@@ -258,7 +258,7 @@ def _read_in_child(
     _exit_with(parent)
     # Ctrl-C reaches the whole process group: the import's process decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice on Windows
         os.nice(max(0, _NICE - os.nice(0)))
     gc.set_threshold(*collections)
     outbox = _Outbox(sending)
