@@ -61,9 +61,9 @@ logger = logging.getLogger(__name__)
 
 # Uploads at least this large are read in a child process. It starts in about
 # a second (an interpreter, the parsers and checks imported, the ZIP index
-# built), then saves the writing process 50 µs per QHP record and 15-20 per
-# NPPES row (bench/import.py, SQLite): it pays off from about 12 MB of QHP JSON
-# and 60 MB of NPPES CSV (whose 329 mostly empty columns make big rows).
+# built), then saves the writing process about 40 µs per QHP record and 15 per
+# NPPES row (bench/import.py, SQLite): it pays off from about 16 MB of QHP JSON
+# and 70 MB of NPPES CSV (whose 329 mostly empty columns make big rows).
 CHILD_THRESHOLD_BYTES = 32 * 1024 * 1024
 # Records per message. The import reports progress at these boundaries: the
 # child sends how far it had read the file with each chunk.
