@@ -28,23 +28,25 @@ def _zip_index() -> dict[str, ZipPlace]:
     import zipcodes
 
     index = {}
-    for entry in zipcodes.list_all():  # type: ignore[no-untyped-call]
-        try:
-            latitude, longitude = float(entry["lat"]), float(entry["long"])
-        except (TypeError, ValueError):
-            continue
-        index[entry["zip_code"]] = ZipPlace(
-            zip=entry["zip_code"],
-            city=entry["city"],
-            state=entry["state"],
-            latitude=latitude,
-            longitude=longitude,
-            standard=entry.get("zip_code_type") == "STANDARD" and bool(entry.get("active")),
-            area_codes=tuple(entry.get("area_codes") or ()),
-        )
-    # The package caches all 42,000 entries as dicts (~150 MB); this index is all we use.
-    if hasattr(zipcodes, "_zips_cache"):
-        zipcodes._zips_cache = None
+    # A hundredth of the ZIPs at a time (by their first two digits): the package hands
+    # each entry over as a dict of a dozen fields, and all 42,000 at once (`list_all`)
+    # took ~100 MB for a moment, as much as the rest of an importing process, and
+    # about three times as long (the collector walked the dicts again and again).
+    for prefix in (f"{n:02d}" for n in range(100)):
+        for entry in zipcodes.similar_to(prefix):  # type: ignore[no-untyped-call]
+            try:
+                latitude, longitude = float(entry["lat"]), float(entry["long"])
+            except (TypeError, ValueError):
+                continue
+            index[entry["zip_code"]] = ZipPlace(
+                zip=entry["zip_code"],
+                city=entry["city"],
+                state=entry["state"],
+                latitude=latitude,
+                longitude=longitude,
+                standard=entry.get("zip_code_type") == "STANDARD" and bool(entry.get("active")),
+                area_codes=tuple(entry.get("area_codes") or ()),
+            )
     return index
 
 

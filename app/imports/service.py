@@ -8,7 +8,6 @@ the previous roster exactly as it was, because nothing was committed.
 """
 
 import gc
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -16,29 +15,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app.imports import locking
-from app.imports.formats import Format, parse
+from app.imports import locking, reading
+from app.imports.formats import Format
 from app.imports.models import IssueLevel
-from app.imports.records import ImportFileError, PlanRecord, Problem, ProviderRecord, Skipped
+from app.imports.records import ImportFileError, PlanRecord, Problem, Skipped
 from app.imports.roster import Counts, Mode, RosterImport
-from app.imports.validate import check_provider
 from app.reference.vocabulary import vocabulary
 from app.therapists.models import Source
 
 # Problems kept for the report; beyond this only the counts grow.
 MAX_STORED_ISSUES = 10_000
-_PROGRESS_EVERY = 1000  # records
+# Records; a child process reading the upload says how far it got at these counts.
+_PROGRESS_EVERY = reading.RECORDS_PER_CHUNK
 # Allocations between two runs of the garbage collector's youngest generation
-# while an import runs (Python's default is 700). An import allocates millions of
-# short-lived objects, which reference counting frees, while a whole batch of
-# records stays alive; with the default the collector ran tens of thousands of
-# times and walked those records each time: about a sixth of an import's time
-# (bench/import.py). Reference cycles are rare here, and still collected.
+# while an import runs (Python's default is 700), here and in a child process
+# reading the upload. An import allocates millions of short-lived objects, which
+# reference counting frees, while a whole batch of records stays alive; with the
+# default the collector ran tens of thousands of times and walked those records
+# each time: about a sixth of an import's time (bench/import.py). Reference
+# cycles are rare here, and still collected.
 _IMPORT_GC_THRESHOLD = 10_000
 # SQLite's page cache on the import's connection while it reads and writes (the
 # default is 2 MB). A roster's rows land all over the tables and their indexes
@@ -155,12 +154,10 @@ def _run(
         try:
             with _page_cache(session):
                 done = _read(session, roster, report, request, progress)
-        except ImportFileError as error:
+        except (ImportFileError, reading.ReadingFailed) as error:
             roster.abandon()
             session.rollback()
-            where = f" (line {error.line})" if error.line is not None else ""
-            message = f"the file cannot be read{where}: {error.message}"
-            return _outcome(False, message, roster.counts, report, committed=False)
+            return _outcome(False, _failure(error), roster.counts, report, committed=False)
         except BaseException:
             roster.abandon()
             session.rollback()
@@ -203,6 +200,13 @@ def _page_cache(session: Session) -> Iterator[None]:
         driver.execute(f"PRAGMA cache_size = {int(size)}")
 
 
+def _failure(error: ImportFileError | reading.ReadingFailed) -> str:
+    if isinstance(error, reading.ReadingFailed):
+        return f"the import stopped: {error}; nothing was written"
+    where = f" (line {error.line})" if error.line is not None else ""
+    return f"the file cannot be read{where}: {error.message}"
+
+
 def _read(
     session: Session,
     roster: RosterImport,
@@ -210,45 +214,43 @@ def _read(
     request: ImportRequest,
     progress: Progress | None,
 ) -> int:
-    done = 0
-    if request.plans_upload is not None:
-        with request.plans_upload.open("rb") as stream:
-            records = parse(Format.QHP_PLANS, stream)
-            done = _feed(session, roster, report, records, request, done, None, None)
-    with request.upload.open("rb") as stream:
-        records = parse(request.format, stream)
-        done = _feed(session, roster, report, records, request, done, stream, progress)
+    vocab = vocabulary(session)
+    with reading.open_upload(request.format, request.upload, request.plans_upload, vocab) as upload:
+        done = _feed(roster, report, upload.plans(), request, 0, None)
+
+        def read_so_far(records: int) -> None:
+            if progress is not None:
+                progress(records, upload.position())
+
+        done = _feed(roster, report, upload.records(), request, done, read_so_far)
     roster.finish()
     roster.counts.warnings = report.warnings
     return done
 
 
 def _feed(
-    session: Session,
     roster: RosterImport,
     report: _Report,
-    records: Iterable[ProviderRecord | PlanRecord | Skipped],
+    items: Iterable[reading.Item],
     request: ImportRequest,
     done: int,
-    stream: BinaryIO | None,
-    progress: Progress | None,
+    progress: Callable[[int], None] | None,
 ) -> int:
-    vocab = vocabulary(session)
     counts = roster.counts
-    for record in records:
+    for item in items:
         done += 1
-        where = (record.line, record.index)
-        if isinstance(record, Skipped):
+        where = (item.line, item.index)
+        if isinstance(item, Skipped):
             counts.records_skipped += 1
-            report.skipped[record.reason.split(" (")[0]] += 1
-        elif isinstance(record, PlanRecord):
-            problems = record.problems or roster.plans.declare(record)
+            report.skipped[item.reason.split(" (")[0]] += 1
+        elif isinstance(item, PlanRecord):
+            problems = item.problems or roster.plans.declare(item)
             if problems:
                 counts.records_invalid += 1
                 report.note(IssueLevel.ERROR, problems, where, prefix="plan.")
                 _refused(roster, request)
         else:
-            checked = check_provider(record, vocab)
+            checked = item.checked
             report.note(IssueLevel.WARNING, checked.warnings, where)
             problems = checked.problems
             if checked.provider is not None:
@@ -258,24 +260,15 @@ def _feed(
                 report.note(IssueLevel.ERROR, problems, where)
                 _refused(roster, request)
         if progress is not None and done % _PROGRESS_EVERY == 0:
-            progress(done, _position(stream))
+            progress(done)
     if progress is not None:
-        progress(done, _position(stream))
+        progress(done)
     return done
 
 
 def _refused(roster: RosterImport, request: ImportRequest) -> None:
     if request.on_error is OnError.REJECT and roster.writing:
         roster.stop_writing()
-
-
-def _position(stream: BinaryIO | None) -> int:
-    if stream is None:
-        return 0
-    try:
-        return os.lseek(stream.fileno(), 0, os.SEEK_CUR)
-    except OSError:
-        return 0
 
 
 def _outcome(

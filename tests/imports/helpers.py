@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.imports.formats import Format
 from app.imports.roster import Mode
-from app.imports.service import ImportRequest, OnError, Outcome, run_import
+from app.imports.service import ImportRequest, OnError, Outcome, Progress, run_import
 from app.locations.models import Location
 from app.networks.models import Participation, Plan
 from app.therapists.models import Practice, Therapist
@@ -91,6 +91,7 @@ def import_bytes(
     dry_run: bool = False,
     on_error: OnError = OnError.REJECT,
     plans: bytes | None = None,
+    progress: Progress | None = None,
 ) -> Outcome:
     """Runs an import of `content` in this process, as a worker would."""
     upload = tmp_path / f"upload-{hashlib.sha1(content).hexdigest()[:8]}"  # noqa: S324
@@ -108,7 +109,7 @@ def import_bytes(
         dry_run=dry_run,
         on_error=on_error,
     )
-    return run_import(engine, request, import_dir=tmp_path)
+    return run_import(engine, request, import_dir=tmp_path, progress=progress)
 
 
 def roster_state(engine: Engine, payer_id: int | None = None) -> list[tuple[Any, ...]]:

@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.imports import reading
 from app.imports.formats import Format
 from app.imports.service import OnError
 from app.locations.models import GeocodePrecision, Location
@@ -15,6 +17,13 @@ from tests.imports.helpers import checksum, import_bytes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ROSTER = ("therapists", "locations", "practices", "participations", "plans", "search_practices")
+
+
+@pytest.fixture(autouse=True, params=["read here", "read in a child process"])
+def reading_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs twice: the file read in the import's process, and in a child."""
+    if request.param == "read in a child process":
+        monkeypatch.setattr(reading, "CHILD_THRESHOLD_BYTES", 0)
 
 
 def add_payer(db: Session) -> int:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,37 @@ def big_roster(therapists: int) -> bytes:
     )
 
 
+def killed_while_writing(
+    arguments: list[str],
+    environment: dict[str, str],
+    just_before: Callable[[int], None] = lambda pid: None,
+) -> int:
+    """Runs Python with `arguments`, SIGKILLs it once it shows progress; its exit status."""
+    process = subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # The progress bar appears once the first batches were written (uncommitted).
+        shown = b""
+        while b"records" not in shown:
+            chunk = process.stderr.read1(1024) if process.stderr else b""
+            assert chunk, f"the import ended before it could be killed: {shown!r}"
+            shown += chunk
+        just_before(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stderr:
+            process.stderr.close()
+    return process.returncode
+
+
 def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
     backend: Backend, fresh_database_url: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -49,28 +81,8 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
         "PTDIR_DATABASE_URL": url,
         "PTDIR_IMPORT_DIR": str(tmp_path / "imports"),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        # The progress bar appears once the first batches were written (uncommitted).
-        shown = b""
-        while b"records" not in shown:
-            chunk = process.stderr.read1(1024) if process.stderr else b""
-            assert chunk, f"the import ended before it could be killed: {shown!r}"
-            shown += chunk
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        if process.stderr:
-            process.stderr.close()
-    assert process.returncode == -signal.SIGKILL
+    command = ["-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"]
+    assert killed_while_writing(command, environment) == -signal.SIGKILL
 
     assert checksum(engine, *ROSTER) == before
     with Session(engine) as session:
@@ -92,6 +104,61 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
         failed = session.get_one(ImportJob, job_id)
         assert failed.status is JobStatus.FAILED
         assert failed.message == jobs.ABANDONED
+    assert checksum(engine, *ROSTER) == before
+    engine.dispose()
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def has_ended(pid: int) -> bool:
+    """Gone, or a zombie that nobody has reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the child process through /proc")
+def test_the_reading_process_ends_when_the_import_process_is_killed(
+    backend: Backend, fresh_database_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = fresh_database_url(backend.name)
+    engine = create_db_engine(url)
+    prepare_database(engine)
+    with Session(engine) as session, session.begin():
+        session.add(Payer(name="Lakeshore Health"))
+    before = checksum(engine, *ROSTER)
+    upload = tmp_path / "roster.csv"
+    upload.write_bytes(big_roster(40_000))
+    # `ptdir import`, with every upload read in a child process.
+    command = (
+        "import sys; from app.imports import reading; reading.CHILD_THRESHOLD_BYTES = 0; "
+        "from app.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    arguments = ["-c", command, "import", str(upload), "--format", "csv", "--payer", "1"]
+    environment = os.environ | {"PTDIR_DATABASE_URL": url, "PTDIR_IMPORT_DIR": str(tmp_path)}
+    children: list[int] = []
+    status = killed_while_writing(
+        arguments, environment, lambda pid: children.extend(children_of(pid))
+    )
+    assert status == -signal.SIGKILL
+    # The reading process, and multiprocessing's resource tracker.
+    assert len(children) == 2
+    deadline = time.monotonic() + 10
+    while not all(map(has_ended, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(has_ended, children)), "a child process outlived the import's process"
     assert checksum(engine, *ROSTER) == before
     engine.dispose()
 
