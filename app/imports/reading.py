@@ -230,7 +230,7 @@ class _InChild:
         try:
             # Only this import's own child writes to the pipe.
             return marshal.loads(self.receiving.recv_bytes())  # noqa: S302
-        except EOFError:
+        except (EOFError, OSError):  # gone between messages, or in the middle of one
             self.process.join(5)
             raise ReadingFailed(
                 f"the process reading the file ended unexpectedly ({_exit(self.process.exitcode)})"

@@ -4,6 +4,7 @@ import marshal
 import multiprocessing
 import os
 import signal
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -248,6 +249,28 @@ def test_a_reading_process_that_dies_fails_the_import_and_writes_nothing(
     )
     assert checksum(backend.engine, *ROSTER) == before
     assert multiprocessing.active_children() == []
+
+
+class _Killed:
+    """A reading process that was killed (what `_InChild` asks of its process)."""
+
+    exitcode = -signal.SIGKILL
+
+    def join(self, _timeout: float) -> None:
+        pass
+
+
+def test_a_message_cut_short_by_the_readers_death_fails_the_import() -> None:
+    """Killed while sending a chunk, the child leaves the pipe ending inside a message:
+    that is the same failure as a pipe ending between two messages."""
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    os.write(sending.fileno(), struct.pack("!i", 1000) + b"the first bytes of a chunk")
+    sending.close()
+    child = object.__new__(reading._InChild)
+    child.receiving, child.process = receiving, _Killed()  # type: ignore[assignment]
+    with pytest.raises(reading.ReadingFailed, match=r"ended unexpectedly \(killed by SIGKILL\)"):
+        next(child.records())
+    receiving.close()
 
 
 class BrokenCodes(dict[str, str]):
