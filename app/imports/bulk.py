@@ -32,7 +32,13 @@ from app.db import UTCDateTime, one_of
 
 Converter = Callable[[Any], Any]
 # Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
-_KEYS_PER_LOOK_UP = 5000
+KEYS_PER_LOOK_UP = 5000
+
+
+def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """`values` in slices of KEYS_PER_LOOK_UP, one look-up statement each."""
+    for start in range(0, len(values), KEYS_PER_LOOK_UP):
+        yield values[start : start + KEYS_PER_LOOK_UP]
 
 
 def _same(value: Any) -> Any:
@@ -119,9 +125,7 @@ def insert_new(
     _insert(connection, table, names, list(zip(*columns, strict=True)))
     key_of = itemgetter(*key)  # the value of a one-column key, else a tuple
     found: dict[Any, int] = {}
-    wanted = sorted({row[key[0]] for row in rows})
-    for start in range(0, len(wanted), _KEYS_PER_LOOK_UP):
-        chunk = wanted[start : start + _KEYS_PER_LOOK_UP]
+    for chunk in chunks(sorted({row[key[0]] for row in rows})):
         for id_, *known in connection.execute(
             select(table.c.id, *(table.c[name] for name in key)).where(
                 one_of(table.c[key[0]], chunk, connection.dialect.name)

@@ -20,7 +20,7 @@ nothing, so importing the same file twice changes nothing the second time.
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
-from app.imports.bulk import insert_many, insert_new
+from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import PlanRecord, Problem
 from app.imports.validate import Provider, Site
 from app.locations.models import Location
@@ -63,8 +63,6 @@ from app.therapists.models import (
 from app.therapists.names import name_key
 
 BATCH_SIZE = 4000
-# Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
-_IN_CHUNK = 5000
 
 _LINKS = (
     ("languages", therapist_languages, "language_code"),
@@ -344,12 +342,12 @@ class RosterImport:
             return
         never_started = [r.id for r in rows if r.effective_from and r.effective_from > yesterday]
         running = [r.id for r in rows if not (r.effective_from and r.effective_from > yesterday)]
-        for chunk in _chunks(never_started):
+        for chunk in chunks(never_started):
             self.session.execute(
                 delete(Participation).where(one_of(Participation.id, chunk, self.dialect))
             )
         now = utcnow()
-        for chunk in _chunks(running):
+        for chunk in chunks(running):
             self.session.execute(
                 update(Participation)
                 .where(one_of(Participation.id, chunk, self.dialect))
@@ -438,7 +436,7 @@ class _Batch:
         by_npi = {p.npi: p for p in self.providers}
         existing = {
             row.npi: row
-            for chunk in _chunks(list(by_npi))
+            for chunk in chunks(list(by_npi))
             for row in self.session.execute(
                 select(table.c.id, table.c.npi, *(table.c[f] for f in _THERAPIST_FIELDS)).where(
                     one_of(table.c.npi, chunk, self.dialect)
@@ -501,7 +499,7 @@ class _Batch:
         touched: set[int] = set()
         specialties = _table(TherapistSpecialty)
         held: dict[int, dict[str, bool]] = {}
-        for chunk in _chunks(self.known_therapists):
+        for chunk in chunks(self.known_therapists):
             for therapist_id, code, primary in self.session.execute(
                 select(
                     specialties.c.therapist_id,
@@ -531,7 +529,7 @@ class _Batch:
             insert_many(self.session.connection(), specialties, new_specialties)
         for attribute, table, column in _LINKS:
             have: set[tuple[int, str]] = set()
-            for chunk in _chunks(self.known_therapists):
+            for chunk in chunks(self.known_therapists):
                 have.update(
                     (therapist_id, code)
                     for therapist_id, code in self.session.execute(
@@ -566,7 +564,7 @@ class _Batch:
                 sites[site.address_key] = site  # the latest details win
         existing = {
             row.address_key: row
-            for chunk in _chunks(list(sites))
+            for chunk in chunks(list(sites))
             for row in self.session.execute(
                 select(
                     table.c.id,
@@ -616,7 +614,7 @@ class _Batch:
         _update_many(self.session, table, changed_rows)
         if changed_rows:
             moved = [row["_id"] for row in changed_rows]
-            for chunk in _chunks(moved):
+            for chunk in chunks(moved):
                 self.changed.update(
                     self.session.scalars(
                         select(Practice.therapist_id).where(
@@ -636,7 +634,7 @@ class _Batch:
         table = _table(Practice)
         existing = {
             (row.therapist_id, row.location_id): row
-            for chunk in _chunks(self.known_therapists)
+            for chunk in chunks(self.known_therapists)
             for row in self.session.execute(
                 select(
                     table.c.id,
@@ -704,7 +702,7 @@ class _Batch:
         plan_ids = plans.ids
         existing = {
             (row.practice_id, row.plan_id): row
-            for chunk in _chunks(self.known_practices)
+            for chunk in chunks(self.known_practices)
             for row in self.session.execute(
                 select(
                     table.c.id,
@@ -893,11 +891,6 @@ def _merge_duplicates(providers: list[Provider]) -> list[Provider]:
             )
         merged[provider.npi] = provider
     return list(merged.values())
-
-
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
 
 
 def _update_many(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> None:
