@@ -153,7 +153,7 @@ def prepare(
 
 
 @dataclass(frozen=True, slots=True)
-class Conditions:
+class _Conditions:
     """A shape's conditions over the projection."""
 
     chord: ColumnElement[float]  # chord² from the origin (ranks like the distance)
@@ -163,7 +163,7 @@ class Conditions:
     by_facet: dict[Facet, ColumnElement[bool]]  # one per facet-able filter in use
 
     @classmethod
-    def of(cls, shape: Shape) -> "Conditions":
+    def of(cls, shape: Shape) -> "_Conditions":
         chord = geo.chord_squared()
         if shape.viewport:
             area = geo.in_box(shape.longitude_ranges)
@@ -312,7 +312,7 @@ class Statements:
 # shape pushed out is built again, as every request was before.
 @lru_cache(maxsize=128)
 def statements(shape: Shape) -> Statements:
-    where = Conditions.of(shape)
+    where = _Conditions.of(shape)
     if shape.facets:
         return Statements(None, None, _keys_and_facets(shape, where), _details(where, shape))
     page, count = _page_with_details(shape, where)
@@ -329,7 +329,7 @@ TRAITS = (S.specialties, S.primary_specialty, S.certifications, S.conditions, S.
 
 
 def _page_with_details(
-    shape: Shape, where: Conditions
+    shape: Shape, where: _Conditions
 ) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """One statement: the page's therapists in order (up to one more than the page),
     each with its qualifying practices nearest first and who it is, and the total;
@@ -347,21 +347,21 @@ def _page_with_details(
         "best",
     )  # fmt: skip
     total = select(func.count()).select_from(best).scalar_subquery()
-    page_rows = first_page_rows(shape, best).subquery("page")
+    page_rows = _first_page_rows(shape, best).subquery("page")
     practice_c2 = where.chord.label("practice_c2")
     page = (
         select(*page_rows.c, S.practice_id, practice_c2, total.label("total"), *IDENTITY, *TRAITS)
         .join(S, S.therapist_id == page_rows.c.tid)
         .join(Therapist, Therapist.id == page_rows.c.tid)
         .where(*where.all())
-        .order_by(*sort_key(shape, page_rows), practice_c2, S.practice_id)
+        .order_by(*_sort_key(shape, page_rows), practice_c2, S.practice_id)
     )
     return page, select(total)
 
 
-def first_page_rows(shape: Shape, ranking: Any) -> Select[*tuple[Any, ...]]:
+def _first_page_rows(shape: Shape, ranking: Any) -> Select[*tuple[Any, ...]]:
     """The ranking's rows after the cursor, in page order, one more than the page."""
-    order = sort_key(shape, ranking)
+    order = _sort_key(shape, ranking)
     page = select(*ranking.c)
     if shape.after:
         keys = (
@@ -373,7 +373,7 @@ def first_page_rows(shape: Shape, ranking: Any) -> Select[*tuple[Any, ...]]:
     return page.order_by(*order).limit(bindparam("page_rows", type_=Integer))
 
 
-def sort_key(shape: Shape, ranking: Any) -> tuple[Any, ...]:
+def _sort_key(shape: Shape, ranking: Any) -> tuple[Any, ...]:
     """A ranking's page order: (c2, tid), or (last, first, tid) by name."""
     columns = ranking.c
     if shape.sort is Sort.NAME:
@@ -381,7 +381,7 @@ def sort_key(shape: Shape, ranking: Any) -> tuple[Any, ...]:
     return columns.c2, columns.tid
 
 
-def _details(where: Conditions, shape: Shape) -> Select[*tuple[Any, ...]]:
+def _details(where: _Conditions, shape: Shape) -> Select[*tuple[Any, ...]]:
     """The qualifying practices of the therapists bound as `tids`, and who they are."""
     practice_c2 = where.chord.label("practice_c2")
     return (
@@ -392,7 +392,7 @@ def _details(where: Conditions, shape: Shape) -> Select[*tuple[Any, ...]]:
     )
 
 
-LOCATION_COLUMNS = (
+_LOCATION_COLUMNS = (
     Location.id, Location.name, Location.address_line1, Location.address_line2, Location.city,
     Location.state, Location.zip, Location.latitude, Location.longitude,
     Location.geocode_precision, Location.phone, Location.fax, Location.facility_type,
@@ -418,7 +418,7 @@ def sites(dialect: str) -> Select[*tuple[Any, ...]]:
     )  # fmt: skip
     return (
         select(Practice.id.label("practice_id"), Practice.accepting_new_patients,
-               Practice.telehealth, Practice.home_visits, *LOCATION_COLUMNS,
+               Practice.telehealth, Practice.home_visits, *_LOCATION_COLUMNS,
                *(network.c[key] for key in PLAN_KEYS))
         .join(Location, Location.id == Practice.location_id)
         .outerjoin(network, network.c.practice_id == Practice.id)
@@ -435,7 +435,7 @@ def plan_names(dialect: str) -> Select[*tuple[Any, ...]]:
 
 # --- facets --------------------------------------------------------------------------
 
-FACET_COLUMNS: dict[Facet, Any] = {
+_FACET_COLUMNS: dict[Facet, Any] = {
     Facet.SPECIALTY: S.specialties,
     Facet.CONDITION: S.conditions,
     Facet.LANGUAGE: S.languages,
@@ -445,14 +445,14 @@ FACET_COLUMNS: dict[Facet, Any] = {
     Facet.FACILITY_TYPE: S.facility_type,
 }
 # Facets whose value is per practice, with every value they can take.
-PRACTICE_VALUES: dict[Facet, tuple[Any, ...]] = {
+_PRACTICE_VALUES: dict[Facet, tuple[Any, ...]] = {
     Facet.ACCEPTING_NEW_PATIENTS: (True, False),
     Facet.TELEHEALTH: (True, False),
     Facet.FACILITY_TYPE: tuple(FacilityType),
 }
 
 
-def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[Any, ...]]:
+def _keys_and_facets(shape: Shape, where: _Conditions) -> CompoundSelect[*tuple[Any, ...]]:
     """One statement, one pass over the area: the page's sort keys, the total, and the
     counts of matching therapists per facet value, each facet ignoring its own filter.
     Rows: (kind, value, n, c2, last, first), kind "page", "total" or a facet's name.
@@ -501,12 +501,12 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
     for facet in shape.facets:
         value = rows.c[f"value_{facet.value}"]
         name = facet.value
-        if facet in PRACTICE_VALUES:
+        if facet in _PRACTICE_VALUES:
             columns += [
                 func.max(case((and_(passing(facet), value == option), 1), else_=0)).label(
                     f"{name}_{i}"
                 )
-                for i, option in enumerate(PRACTICE_VALUES[facet])
+                for i, option in enumerate(_PRACTICE_VALUES[facet])
             ]
         elif facet is Facet.PLAN_ID:
             columns.append(concat_agg(shape.dialect, case((passing(facet), value))).label(name))
@@ -519,15 +519,15 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
 
     no_text, no_float = cast(null(), String), cast(null(), Float)
     qualified = select(*people.c).where(people.c.c2.is_not(None)).subquery("qualified")
-    page = first_page_rows(shape, qualified).subquery("page")
+    page = _first_page_rows(shape, qualified).subquery("page")
     # The total and every practice-level value's count in one pass over the groups
     # (one pass per value cost 1.6 ms each on the dense PostgreSQL benchmark).
     sums = _materialized(
         select(
             func.count(people.c.c2).label("total"),
             *(func.sum(people.c[f"{facet.value}_{i}"]).label(f"{facet.value}_{i}")
-              for facet in shape.facets if facet in PRACTICE_VALUES
-              for i, _option in enumerate(PRACTICE_VALUES[facet])),
+              for facet in shape.facets if facet in _PRACTICE_VALUES
+              for i, _option in enumerate(_PRACTICE_VALUES[facet])),
         ),
         "sums",
     )  # fmt: skip
@@ -539,11 +539,11 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
     for facet in shape.facets:
         name = facet.value
         label = literal(name)
-        if facet in PRACTICE_VALUES:
+        if facet in _PRACTICE_VALUES:
             branches += [
                 select(label, literal(str(option)), sums.c[f"{name}_{i}"],
                        no_float, no_text, no_text)
-                for i, option in enumerate(PRACTICE_VALUES[facet])
+                for i, option in enumerate(_PRACTICE_VALUES[facet])
             ]  # fmt: skip
             continue
         value = people.c[name]
@@ -561,7 +561,7 @@ def _keys_and_facets(shape: Shape, where: Conditions) -> CompoundSelect[*tuple[A
 def _facet_column(dialect: str, facet: Facet) -> Any:
     """The row's value(s) for a facet: a column, or a padded code list."""
     if facet is not Facet.PLAN_ID:
-        return FACET_COLUMNS[facet]
+        return _FACET_COLUMNS[facet]
     # Plans in network today: the stored list while it is fresh, else asked again.
     asked = code_list(
         dialect,
