@@ -7,7 +7,8 @@ Never makes a network request. The index is built once, on first use.
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import cache
 
 
@@ -27,7 +28,8 @@ class ZipPlace:
 def _zip_index() -> dict[str, ZipPlace]:
     import zipcodes
 
-    index = {}
+    index: dict[str, ZipPlace] = {}
+    unplaced: list[ZipPlace] = []
     # A hundredth of the ZIPs at a time (by their first two digits): the package hands
     # each entry over as a dict of a dozen fields, and all 42,000 at once (`list_all`)
     # took ~100 MB for a moment, as much as the rest of an importing process, and
@@ -38,7 +40,7 @@ def _zip_index() -> dict[str, ZipPlace]:
                 latitude, longitude = float(entry["lat"]), float(entry["long"])
             except (TypeError, ValueError):
                 continue
-            index[entry["zip_code"]] = ZipPlace(
+            place = ZipPlace(
                 zip=entry["zip_code"],
                 city=entry["city"],
                 state=entry["state"],
@@ -47,7 +49,39 @@ def _zip_index() -> dict[str, ZipPlace]:
                 standard=entry.get("zip_code_type") == "STANDARD" and bool(entry.get("active")),
                 area_codes=tuple(entry.get("area_codes") or ()),
             )
+            if latitude == 0 and longitude == 0:
+                unplaced.append(place)
+            else:
+                index[place.zip] = place
+    index.update(_placed_by_city(unplaced, index.values()))
     return index
+
+
+def _placed_by_city(
+    unplaced: Iterable[ZipPlace], placed: Iterable[ZipPlace]
+) -> dict[str, ZipPlace]:
+    """ZIPs the data puts at 0°, 0°, meaning no position, each at the mean of its
+    city's placed ZIPs; a ZIP whose city has none (most are military APO/FPO
+    ZIPs) stays out, unknown.
+
+    The package has 872 such ZIPs: PO-box, company and military ZIPs, and one
+    delivery ZIP (77352, Livingston, TX). Taken as positions, they put a
+    therapist in the Gulf of Guinea and dragged city centroids hundreds of
+    miles: "Kennesaw, GA" lay in the Atlantic, "Indianapolis, IN" 80 miles off.
+    """
+    members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
+    for place in placed:
+        members[(city_key(place.city), place.state)].append(place)
+    found = {}
+    for place in unplaced:
+        near = members.get((city_key(place.city), place.state))
+        if near:
+            found[place.zip] = replace(
+                place,
+                latitude=sum(p.latitude for p in near) / len(near),
+                longitude=sum(p.longitude for p in near) / len(near),
+            )
+    return found
 
 
 def zip_centroid(zip_code: str) -> ZipPlace | None:
