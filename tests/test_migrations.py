@@ -1,14 +1,17 @@
 """Migrations run up, down and up again on each backend and match the models exactly."""
 
+import re
 from collections.abc import Callable
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import Base, create_db_engine
+from app.locations.models import FacilityType
 from app.migrate import downgrade, prepare_database, upgrade
 from app.search import projection
 from app.search.models import SearchPractice
@@ -191,5 +194,83 @@ def test_name_keys_are_backfilled_for_existing_therapists(
                 text("SELECT first_name_key, last_name_key FROM therapists")
             ).one()
         assert tuple(keys) == ("zoe", "garcia lopez")
+    finally:
+        engine.dispose()
+
+
+def _constraints_and_indexes(engine: Engine) -> dict[str, str]:
+    """Every CHECK constraint's text (per table on SQLite) and every index, by name."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            rows = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index')")
+            )
+        else:
+            rows = connection.execute(
+                text(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE contype = 'c' AND connamespace = 'public'::regnamespace"
+                    " UNION ALL SELECT indexname, indexdef FROM pg_indexes"
+                    " WHERE schemaname = 'public'"
+                )
+            )
+        return {name: sql or "" for name, sql in rows}
+
+
+# Three rows of the tables a roster import writes most, with enum columns.
+_ENUM_WRITES = {
+    "therapists": "INSERT INTO therapists (npi, first_name, last_name, first_name_key,"
+    " last_name_key, gender, credentials, source, created_at, updated_at) VALUES ('1245319599',"
+    " 'Bo', 'Ng', 'bo', 'ng', 'male', '[]', 'import', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "locations": "INSERT INTO locations (address_key, address_line1, city, state, zip, latitude,"
+    " longitude, geocode_precision, facility_type, accessibility, created_at, updated_at) VALUES"
+    " ('m', '3 Main St', 'Chicago', 'IL', '60614', 41.9, -87.6, 'zip_centroid', 'home_health',"
+    " '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "search_practices": _SECOND_PRACTICE[2],
+}
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_enum_checks_still_refuse_unknown_values_and_downgrade_restores_the_schema(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    try:
+        upgrade(engine, "0005")
+        before = _constraints_and_indexes(engine)
+        upgrade(engine)
+        after = _constraints_and_indexes(engine)
+        unused = {"ix_locations_state", "ix_locations_zip", "ix_therapists_first_name_key",
+                  "ix_therapists_last_name_key"}  # fmt: skip
+        assert unused <= set(before)
+        assert unused & set(after) == set()
+        if backend_name == "sqlite":
+            # No IN list left in a CHECK: SQLite would build a B-tree of it per row.
+            assert [name for name, sql in after.items() if re.search(r"CHECK \(\w+ IN", sql)] == []
+            with engine.connect() as connection:
+                for table, statement in _ENUM_WRITES.items():
+                    program = connection.exec_driver_sql(f"EXPLAIN {statement}").all()
+                    assert "OpenEphemeral" not in {row[1] for row in program}, table
+
+        _insert_records(engine)
+        refused = [
+            "UPDATE therapists SET gender = 'unknown'",
+            "UPDATE therapists SET source = 'scraped'",
+            "UPDATE locations SET facility_type = 'spa'",
+            "UPDATE locations SET geocode_precision = 'rooftop'",
+        ]
+        for statement in refused:
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(text(statement))
+        with engine.begin() as connection:  # every value the enums have still passes
+            for gender in ("female", "male", "other", None):
+                connection.execute(text("UPDATE therapists SET gender = :g"), {"g": gender})
+            for facility_type in (*FacilityType, None):
+                connection.execute(
+                    text("UPDATE locations SET facility_type = :f"), {"f": facility_type}
+                )
+
+        downgrade(engine, "0005")
+        assert _constraints_and_indexes(engine) == before
     finally:
         engine.dispose()

@@ -52,8 +52,8 @@ class Location(Base):
     address_line1: Mapped[str] = mapped_column(String(200))
     address_line2: Mapped[str | None] = mapped_column(String(200))
     city: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(2), index=True)
-    zip: Mapped[str] = mapped_column(String(10), index=True)
+    state: Mapped[str] = mapped_column(String(2))
+    zip: Mapped[str] = mapped_column(String(10))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     geocode_precision: Mapped[GeocodePrecision] = mapped_column(

@@ -63,10 +63,11 @@ class Therapist(Base):
     middle_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     name_suffix: Mapped[str | None] = mapped_column(String(20))
-    # Lower-case ASCII forms of the names (therapists.names.name_key), for prefix
-    # search and name order. Byte order ("C" collation) on PostgreSQL, as on SQLite.
-    first_name_key: Mapped[str] = mapped_column(NAME_KEY, index=True)
-    last_name_key: Mapped[str] = mapped_column(NAME_KEY, index=True)
+    # Lower-case ASCII forms of the names (therapists.names.name_key), copied into the
+    # search rows for prefix search and name order (queried there, so not indexed
+    # here). Byte order ("C" collation) on PostgreSQL, as on SQLite.
+    first_name_key: Mapped[str] = mapped_column(NAME_KEY)
+    last_name_key: Mapped[str] = mapped_column(NAME_KEY)
     credentials: Mapped[list[str]] = mapped_column(JSON, default=list)
     gender: Mapped[Gender | None] = mapped_column(string_enum(Gender, "gender"))
     source: Mapped[Source] = mapped_column(string_enum(Source, "therapist_source"))
