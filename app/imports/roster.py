@@ -21,7 +21,7 @@ nothing, so importing the same file twice changes nothing the second time.
 import contextlib
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -140,6 +140,9 @@ class PlanCatalogue:
         # Waits until no batch is being written: the session is then this thread's.
         self.settle = settle
         self.by_key: dict[str, int] = {}
+        self.hios: dict[int, str | None] = {}  # plan id → its HIOS id
+        # What a declaration changed that the file did not say: the caller reports them.
+        self.warnings: list[Problem] = []
         if payer_id is None:
             return
         rows = session.execute(
@@ -147,6 +150,7 @@ class PlanCatalogue:
         )
         for plan_id, name, hios in rows:
             self.by_key[name.casefold()] = plan_id
+            self.hios[plan_id] = hios
             if hios:
                 self.by_key[hios.upper()] = plan_id
 
@@ -178,7 +182,26 @@ class PlanCatalogue:
             problems.append(Problem("plan_type", f"must be one of {kinds}"))
         if problems:
             return problems
-        plan_id = (hios and self.lookup(hios)) or self.lookup(name)
+        if hios:
+            plan_id = self.lookup(hios)
+            named = self.lookup(name)
+            if named not in (None, plan_id) and self.hios.get(named):
+                # Insurers reuse a marketing name for plans of several HIOS ids (one per
+                # state or service area). A payer's plan names are unique, so the
+                # second one is told apart by its id, never merged into the first.
+                taken = name
+                name = f"{name} ({hios})"[:200]
+                self.warnings.append(
+                    Problem(
+                        "name",
+                        f"another of the payer's plans ({self.hios[named]}) is named "
+                        f"{taken!r}; plan {hios} is named {name!r}",
+                    )
+                )
+            elif plan_id is None:
+                plan_id = named  # a plan known by its name so far gets its HIOS id
+        else:
+            plan_id = self.lookup(name)
         if hios and plan_id is None:
             owner = self.session.scalar(select(Plan.payer_id).where(Plan.hios_plan_id == hios))
             if owner is not None:
@@ -205,6 +228,7 @@ class PlanCatalogue:
         self.by_key[record.key.strip().upper() if hios else record.key.strip()] = plan_id
         self.by_key[record.key.strip().casefold()] = plan_id
         self.by_key[name.casefold()] = plan_id
+        self.hios[plan_id] = hios or self.hios.get(plan_id)
         if hios:
             self.by_key[hios] = plan_id
         return []
@@ -561,7 +585,8 @@ class _Batch:
         sites: dict[str, Site] = {}
         for provider in self.providers:
             for site in provider.sites:
-                sites[site.address_key] = site  # the latest details win
+                kept = sites.get(site.address_key)  # another therapist's listing of it
+                sites[site.address_key] = site if kept is None else _merged_site(kept, site)
         existing = {
             row.address_key: row
             for chunk in chunks(list(sites))
@@ -866,31 +891,57 @@ def _location_row(site: Site, now: datetime) -> dict[str, Any]:
 
 
 def _merge_duplicates(providers: list[Provider]) -> list[Provider]:
-    """One provider per NPI in a batch: later records add sites and win on fields."""
+    """One provider per NPI in a batch, merged as if each record were written in turn.
+
+    A later record wins on what it gives and keeps what it leaves empty, as it
+    does when the two fall in different batches (see `_therapist_values`,
+    `_locations`, `_practices`); sites, plans and codes add up. So where a batch
+    boundary falls, which depends on the file's length, changes nothing.
+    """
     merged: dict[str, Provider] = {}
     for provider in providers:
-        first = merged.get(provider.npi)
-        if first is None:
+        earlier = merged.get(provider.npi)
+        if earlier is None:
             merged[provider.npi] = provider
             continue
-        sites = {site.address_key: site for site in first.sites}
+        sites = {site.address_key: site for site in earlier.sites}
         for site in provider.sites:
             kept = sites.get(site.address_key)
-            if kept is None:
-                sites[site.address_key] = site
-            else:
-                known = {ref.key for ref in site.plans}
-                site.plans.extend(ref for ref in kept.plans if ref.key not in known)
-                sites[site.address_key] = site
+            sites[site.address_key] = site if kept is None else _merged_site(kept, site)
         provider.sites = list(sites.values())
+        for name in ("middle_name", "name_suffix", "gender"):
+            if getattr(provider, name) is None:
+                setattr(provider, name, getattr(earlier, name))
+        if not provider.credentials:
+            provider.credentials = earlier.credentials
         for name in ("specialties", "languages", "certifications", "conditions", "services"):
             setattr(
                 provider,
                 name,
-                list(dict.fromkeys([*getattr(first, name), *getattr(provider, name)])),
+                list(dict.fromkeys([*getattr(earlier, name), *getattr(provider, name)])),
             )
         merged[provider.npi] = provider
     return list(merged.values())
+
+
+# What a later listing of an address leaves empty keeps the earlier listing's value.
+_SITE_DETAILS = (*_LOCATION_DETAILS, "accepting_new_patients", "telehealth")
+
+
+def _merged_site(earlier: Site, later: Site) -> Site:
+    """One address listed twice in a batch: as the later listing updates the earlier one."""
+    kept: dict[str, Any] = {
+        name: getattr(earlier, name) for name in _SITE_DETAILS if getattr(later, name) is None
+    }
+    if later.geocode_precision != "provided" and earlier.geocode_precision == "provided":
+        kept |= {
+            "latitude": earlier.latitude,
+            "longitude": earlier.longitude,
+            "geocode_precision": earlier.geocode_precision,
+        }
+    # A plan listed by both takes the later terms; the earlier listing's order stays.
+    plans = {ref.key: ref for ref in earlier.plans} | {ref.key: ref for ref in later.plans}
+    return replace(later, plans=list(plans.values()), **kept)
 
 
 def _update_many(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> None:

@@ -245,6 +245,7 @@ def _feed(
             report.skipped[item.reason.split(" (")[0]] += 1
         elif isinstance(item, PlanRecord):
             problems = item.problems or roster.plans.declare(item)
+            _note_plan_warnings(roster, report, where)
             if problems:
                 counts.records_invalid += 1
                 report.note(IssueLevel.ERROR, problems, where, prefix="plan.")
@@ -254,7 +255,8 @@ def _feed(
             report.note(IssueLevel.WARNING, checked.warnings, where)
             problems = checked.problems
             if checked.provider is not None:
-                problems = roster.add(checked.provider)
+                problems = roster.add(checked.provider)  # may declare the plans it names
+                _note_plan_warnings(roster, report, where)
             if problems:
                 counts.records_invalid += 1
                 report.note(IssueLevel.ERROR, problems, where)
@@ -264,6 +266,14 @@ def _feed(
     if progress is not None:
         progress(done)
     return done
+
+
+def _note_plan_warnings(
+    roster: RosterImport, report: _Report, where: tuple[int | None, int | None]
+) -> None:
+    if roster.plans.warnings:
+        report.note(IssueLevel.WARNING, roster.plans.warnings, where, prefix="plan.")
+        roster.plans.warnings.clear()
 
 
 def _refused(roster: RosterImport, request: ImportRequest) -> None:
