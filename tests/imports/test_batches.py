@@ -14,18 +14,9 @@ from sqlalchemy.orm import Session
 
 from app.imports import roster
 from app.imports.service import OnError
-from app.networks.models import Payer
 from app.therapists.models import Therapist
 from tests.conftest import Backend
 from tests.imports.helpers import import_bytes, roster_csv, roster_state, row
-
-
-@pytest.fixture
-def payer_id(db: Session) -> int:
-    payer = Payer(name="Lakeshore Health")
-    db.add(payer)
-    db.commit()
-    return payer.id
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from app.imports.records import PlanRecord, PlanRef, Problem, Skipped
 from app.imports.service import OnError, Outcome
 from app.imports.validate import Checked, Provider, Site
 from app.locations.models import GeocodePrecision
-from app.networks.models import Payer
 from app.reference.vocabulary import Vocabulary, vocabulary
 from tests.conftest import Backend
 from tests.imports.helpers import checksum, import_bytes, roster_csv, row
@@ -114,14 +113,6 @@ CASES = {
         on_error=OnError.REJECT,
     ),
 }
-
-
-@pytest.fixture
-def payer_id(db: Session) -> int:
-    payer = Payer(name="Acme Health")
-    db.add(payer)
-    db.commit()
-    return payer.id
 
 
 @pytest.fixture

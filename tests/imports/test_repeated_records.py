@@ -11,20 +11,12 @@ from sqlalchemy.orm import Session
 from app.imports import roster
 from app.imports.formats import Format
 from app.locations.models import Location
-from app.networks.models import Payer, Plan
+from app.networks.models import Plan
 from app.therapists.models import Practice, Therapist, therapist_languages
 from tests.conftest import Backend
 from tests.imports.helpers import import_bytes, roster_state
 
 GOLD_IL, GOLD_WI = "12345IL0010001", "12345WI0010002"
-
-
-@pytest.fixture
-def payer_id(db: Session) -> int:
-    payer = Payer(name="Lakeshore Health")
-    db.add(payer)
-    db.commit()
-    return payer.id
 
 
 def plan(hios: str, name: str) -> dict[str, Any]:
