@@ -430,6 +430,42 @@ def test_a_network_listed_by_plans_becomes_those_plans() -> None:
     assert record.problems == []
 
 
+def test_a_network_named_only_by_a_plans_cost_sharing_variant_becomes_that_plan() -> None:
+    gold = insurance_plan("gold", plan=[{"type": {"text": "Gold 80"}, "network": [
+        {"reference": "Organization/net"}]}])  # fmt: skip
+    records = ndjson(
+        as_ndjson(gold, network("net"), practitioner(), location(),
+                  role(extension=(network_reference("net"),)))
+    )  # fmt: skip
+    assert [record.key for record in records if isinstance(record, PlanRecord)] == [
+        "InsurancePlan/gold"
+    ]
+    assert [plan.key for plan in provider_of(records).sites[0].plans] == ["InsurancePlan/gold"]
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "http://nucc.org/provider-taxonomy/",
+        "https://nucc.org/provider-taxonomy",
+        "urn:oid:2.16.840.1.113883.6.101",
+    ],
+)
+def test_nucc_codes_are_read_under_the_other_names_of_the_code_system(system: str) -> None:
+    neuro = {"coding": [{"system": system, "code": "2251N0400X"}]}  # no display to fall back on
+    records = ndjson(as_ndjson(practitioner(), location(), role(specialty=[neuro])))
+    assert provider_of(records).specialties == ["2251N0400X"]
+
+
+@pytest.mark.parametrize(
+    "system", ["http://hl7.org/fhir/sid/us-npi/", "urn:oid:2.16.840.1.113883.4.6"]
+)
+def test_an_npi_is_read_under_the_other_names_of_its_system(system: str) -> None:
+    identified = practitioner(identifier=[{"system": system, "value": "1234567893"}])
+    records = ndjson(as_ndjson(identified, location(), role()))
+    assert provider_of(records).npi == "1234567893"
+
+
 def test_a_network_not_in_the_file_is_a_problem() -> None:
     resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
     record = provider_of(ndjson(as_ndjson(*resources)))

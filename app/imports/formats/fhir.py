@@ -49,6 +49,10 @@ NEW_PATIENTS = f"{_PLAN_NET}StructureDefinition/newpatients"
 PRODUCT_TYPE_SYSTEM = f"{_PLAN_NET}CodeSystem/InsuranceProductTypeCS"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
+# How files also write those two systems: with https or a trailing slash, or as
+# the code systems' OIDs (HL7's registry names both).
+_NPI_SYSTEMS = frozenset({NPI_SYSTEM, "urn:oid:2.16.840.1.113883.4.6"})
+_NUCC_SYSTEMS = frozenset({NUCC_SYSTEM, "urn:oid:2.16.840.1.113883.6.101"})
 DEGREE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0360"  # MD, DPT, PT…
 BUNDLE_EXPECTED = 'a FHIR Bundle (a JSON object with "resourceType": "Bundle")'
 
@@ -305,7 +309,15 @@ class _ResourceStore:
             self._aliases.append((entry.full_url, f"{kind}/{resource_id}"))
         practitioner = None
         if kind == "InsurancePlan":
-            networks = {_reference(network) for network in _list(resource.get("network"))}
+            # The plan's networks, and those of its plan[] entries (cost-sharing
+            # variants), which Plan-Net lets a file name instead.
+            listed = _list(resource.get("network")) + [
+                network
+                for variant in _list(resource.get("plan"))
+                if isinstance(variant, dict)
+                for network in _list(variant.get("network"))
+            ]
+            networks = {_reference(network) for network in listed}
             self._plan_networks.extend(
                 (network, resource_id, entry.position) for network in networks if network
             )
@@ -526,7 +538,7 @@ def _specialty_code(concept: Any) -> tuple[str | None, str]:
     """(NUCC code, how messages name the specialty); a specialty without one is read by name."""
     codings = _codings(concept)
     for system, code in codings:
-        if system == NUCC_SYSTEM and code:
+        if _is_system(system, _NUCC_SYSTEMS) and code:
             return code.upper(), code.upper()
     text = _string(concept.get("text")) if isinstance(concept, dict) else None
     if text is None:
@@ -538,6 +550,15 @@ def _specialty_code(concept: Any) -> tuple[str | None, str]:
     return nucc_code_for(text), repr(text)
 
 
+def _is_system(system: Any, known: frozenset[str]) -> bool:
+    if not isinstance(system, str):
+        return False
+    written = system.strip().rstrip("/")
+    if written.startswith("https://"):
+        written = "http://" + written.removeprefix("https://")
+    return written in known
+
+
 def _is_physical_therapy(code: str) -> bool:
     """Physical Therapist (2251…X, every specialisation) or Physical Therapy Assistant."""
     return code.startswith("2251") or code == "225200000X"
@@ -545,7 +566,7 @@ def _is_physical_therapy(code: str) -> bool:
 
 def _npi(practitioner: dict[str, Any]) -> str | None:
     for identifier in _list(practitioner.get("identifier")):
-        if isinstance(identifier, dict) and identifier.get("system") == NPI_SYSTEM:
+        if isinstance(identifier, dict) and _is_system(identifier.get("system"), _NPI_SYSTEMS):
             return _string(identifier.get("value"))
     return None
 
@@ -586,7 +607,7 @@ def _credentials(practitioner: dict[str, Any]) -> list[str]:
         codings = _codings(concept)
         # A taxonomy-coded qualification is a board certification in a
         # specialty ("Board Certified Internal Medicine"), not a credential.
-        if any(system == NUCC_SYSTEM for system, _ in codings):
+        if any(_is_system(system, _NUCC_SYSTEMS) for system, _ in codings):
             continue
         degree = next(
             (code for system, code in codings if code and (system or "").startswith(DEGREE_SYSTEM)),
