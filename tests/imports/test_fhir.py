@@ -466,6 +466,37 @@ def test_an_npi_is_read_under_the_other_names_of_its_system(system: str) -> None
     assert provider_of(records).npi == "1234567893"
 
 
+def test_a_transaction_bundle_of_resources_known_only_by_urn_full_urls() -> None:
+    def urn(name: str) -> str:
+        return f"urn:uuid:{name:0>8}-0000-4000-8000-000000000000"
+
+    def entry(name: str, resource: dict[str, Any]) -> dict[str, Any]:
+        resource = {key: value for key, value in resource.items() if key != "id"}
+        return {"fullUrl": urn(name), "resource": resource, "request": {"method": "POST"}}
+
+    linked = role(extension=(network_reference("net"),))
+    linked["practitioner"] = {"reference": urn("pt")}
+    linked["location"] = [{"reference": urn("loc")}]
+    linked["extension"][0]["valueReference"] = {"reference": urn("net")}
+    gold = insurance_plan("gold")
+    gold["network"] = [{"reference": urn("net")}]
+    entries = [
+        entry("gold", gold),
+        entry("net", network("net")),
+        entry("pt", practitioner()),
+        entry("loc", location()),
+        entry("role", linked),
+    ]
+    data = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    records = bundle(json.dumps(data).encode())
+    [plan] = [record for record in records if isinstance(record, PlanRecord)]
+    assert (plan.key, plan.problems) == (f"InsurancePlan/{urn('gold')}", [])
+    found = provider_of(records)
+    assert (found.npi, found.problems) == ("1234567893", [])
+    assert [site.address_line1 for site in found.sites] == ["5 Elm St"]
+    assert [ref.key for ref in found.sites[0].plans] == [plan.key]
+
+
 def test_a_network_not_in_the_file_is_a_problem() -> None:
     resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
     record = provider_of(ndjson(as_ndjson(*resources)))
@@ -605,7 +636,9 @@ def test_a_practitioner_without_id_is_skipped() -> None:
         Skipped(
             index=0,
             line=1,
-            reason="the Practitioner has no id, so no PractitionerRole can refer to it",
+            reason=(
+                "the Practitioner has no id or urn fullUrl, so no PractitionerRole can refer to it"
+            ),
         )
     ]
 

@@ -303,10 +303,13 @@ class _ResourceStore:
         kind = resource["resourceType"]
         if kind not in _STORED:
             return
-        # FHIR ids never hold "#", so a resource without one cannot collide.
-        resource_id = _string(resource.get("id")) or f"#{entry.position}"
-        if entry.full_url and entry.full_url.startswith("urn:"):
-            self._aliases.append((entry.full_url, f"{kind}/{resource_id}"))
+        # A transaction Bundle may give a resource only its urn:uuid fullUrl, which
+        # then is its identity. FHIR ids never hold "#" or ":", so neither stand-in
+        # collides with one; a resource with neither is "#<position>".
+        urn = entry.full_url if entry.full_url and entry.full_url.startswith("urn:") else None
+        resource_id = _string(resource.get("id")) or urn or f"#{entry.position}"
+        if urn:
+            self._aliases.append((urn, f"{kind}/{resource_id}"))
         practitioner = None
         if kind == "InsurancePlan":
             # The plan's networks, and those of its plan[] entries (cost-sharing
@@ -429,7 +432,10 @@ def _insurance_plan(
     problems: list[Problem] = []
     if plan_id.startswith("#"):
         problems.append(
-            Problem("id", "the InsurancePlan has no id, so no network can be tied to it")
+            Problem(
+                "id",
+                "the InsurancePlan has no id or urn fullUrl, so no network can be tied to it",
+            )
         )
     return PlanRecord(
         index=position,
@@ -470,7 +476,7 @@ def _practitioner(
     practitioner: dict[str, Any],
 ) -> Record:
     if practitioner_id.startswith("#"):
-        reason = "the Practitioner has no id, so no PractitionerRole can refer to it"
+        reason = "the Practitioner has no id or urn fullUrl, so no PractitionerRole can refer to it"
         return Skipped(index=position, line=line, reason=reason)
     if practitioner.get("active") is False:
         return Skipped(index=position, line=line, reason="the Practitioner is inactive")
