@@ -497,6 +497,28 @@ def test_a_transaction_bundle_of_resources_known_only_by_urn_full_urls() -> None
     assert [ref.key for ref in found.sites[0].plans] == [plan.key]
 
 
+def test_a_role_in_another_profession_adds_no_practice() -> None:
+    chiropractor = role("chiro", locations=("clinic",), specialty=[specialty("111N00000X")])
+    unstated = role("home", locations=("home",), specialty=[])
+    records = ndjson(
+        as_ndjson(
+            practitioner(), role(), chiropractor, unstated, location(),
+            location("clinic", address={"line": ["9 Oak Ave"], "city": "Evanston",
+                                        "state": "IL", "postalCode": "60202"}),
+            location("home", address={"line": ["1 Lake Dr"], "city": "Evanston",
+                                      "state": "IL", "postalCode": "60201"}),
+        )
+    )  # fmt: skip
+    found = provider_of(records)
+    # A role that names no specialty at all is taken as the practitioner's PT work.
+    assert [site.address_line1 for site in found.sites] == ["5 Elm St", "1 Lake Dr"]
+    assert found.specialties == ["2251N0400X"]
+    assert ("PractitionerRole/chiro", True) in {
+        (warning.field, "locations and networks are left out" in warning.message)
+        for warning in found.warnings
+    }
+
+
 def test_a_network_not_in_the_file_is_a_problem() -> None:
     resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
     record = provider_of(ndjson(as_ndjson(*resources)))

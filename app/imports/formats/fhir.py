@@ -493,7 +493,7 @@ def _practitioner(
             active.append((role_id, role))
     if not active:
         return Skipped(index=position, line=line, reason="no active PractitionerRole")
-    specialties, kept_out = _specialties(active)
+    specialties, kept_out, other_roles = _specialties(active)
     if not specialties:
         listed = ", ".join(dict.fromkeys(label for _, label in kept_out)) or "none listed"
         reason = f"no physical-therapy specialty ({listed})"
@@ -502,6 +502,18 @@ def _practitioner(
         Problem(path, f"{label} is not a physical-therapy specialty; kept out")
         for path, label in kept_out
     )
+    # A role in another profession (a therapist who also practises as a
+    # chiropractor, say): where and in which networks is not where they see
+    # patients as a physical therapist.
+    warnings.extend(
+        Problem(
+            f"PractitionerRole/{role_id}",
+            "no physical-therapy specialty in this role; its locations and networks are left out",
+        )
+        for role_id, _ in active
+        if role_id in other_roles
+    )
+    active = [(role_id, role) for role_id, role in active if role_id not in other_roles]
     path = f"Practitioner/{practitioner_id}"
     problems: list[Problem] = []
     first_name, middle_name, last_name, suffix = _name(practitioner)
@@ -525,19 +537,25 @@ def _practitioner(
 
 def _specialties(
     roles: list[tuple[str, dict[str, Any]]],
-) -> tuple[list[str], list[tuple[str, str]]]:
-    """(PT codes of all roles, primary first; (path, label) of the specialties kept out)."""
+) -> tuple[list[str], list[tuple[str, str]], set[str]]:
+    """(PT codes of all roles, primary first; (path, label) of the specialties kept out;
+    the ids of the roles that list specialties, none of them physical therapy)."""
     codes: list[str] = []
     kept_out: list[tuple[str, str]] = []
+    other_roles: set[str] = set()
     for role_id, role in roles:
-        for position, concept in enumerate(_list(role.get("specialty"))):
+        listed = _list(role.get("specialty"))
+        if listed:
+            other_roles.add(role_id)
+        for position, concept in enumerate(listed):
             code, label = _specialty_code(concept)
             if code is not None and _is_physical_therapy(code):
+                other_roles.discard(role_id)
                 if code not in codes:
                     codes.append(code)
             else:
                 kept_out.append((f"PractitionerRole/{role_id}.specialty[{position}]", label))
-    return codes, kept_out
+    return codes, kept_out, other_roles
 
 
 def _specialty_code(concept: Any) -> tuple[str | None, str]:
