@@ -28,6 +28,9 @@ from app.therapists.models import Gender
 _PT_CODE = re.compile(r"^(2251[0-9A-Z]{5}X|225200000X)$")
 _FACILITY_TYPES = {member.value for member in FacilityType}
 _GENDERS = {member.value for member in Gender}
+# As the API takes them (app.therapists.schemas).
+_MAX_CREDENTIALS = 10
+_CREDENTIAL_LENGTH = 20
 
 
 @dataclass(slots=True)
@@ -136,11 +139,7 @@ def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
     last_name = check.text("last_name", record.last_name, required=True, limit=100)
     middle_name = check.text("middle_name", record.middle_name, required=False, limit=100)
     name_suffix = check.text("name_suffix", record.name_suffix, required=False, limit=20)
-    credentials = [
-        text
-        for index, raw in enumerate(record.credentials[:10])
-        if (text := check.text(f"credentials[{index}]", raw, required=False, limit=20))
-    ]
+    credentials = _credentials(check, record.credentials)
     gender = record.gender.strip().lower() if record.gender else None
     if gender is not None and gender not in _GENDERS:
         check.fail("gender", "must be female, male or other")
@@ -276,6 +275,31 @@ def _position(
         check.fail(f"{name}.zip", "unknown ZIP code; give latitude and longitude for this address")
         return None
     return place.latitude, place.longitude, GeocodePrecision.ZIP_CENTROID
+
+
+def _credentials(check: _Checker, values: list[str]) -> list[str]:
+    """Up to ten, each at most 20 characters: the rest is left out with a warning.
+
+    Files write credentials as free text ("Physical Therapist License"); one too
+    long for the directory's short form ("PT", "DPT") says nothing wrong with the
+    therapist, so it does not refuse the record.
+    """
+    kept: list[str] = []
+    for index, raw in enumerate(values):
+        value = raw.strip() if raw else ""
+        name = f"credentials[{index}]"
+        if not value or value in kept:
+            continue
+        if len(kept) == _MAX_CREDENTIALS:
+            check.warnings.append(Problem(name, f"more than {_MAX_CREDENTIALS}; left out"))
+        elif len(value) > _CREDENTIAL_LENGTH:
+            message = f"{value[:40]!r} is longer than {_CREDENTIAL_LENGTH} characters; left out"
+            check.warnings.append(Problem(name, message))
+        elif has_control_characters(value):
+            check.warnings.append(Problem(name, "has control characters; left out"))
+        else:
+            kept.append(value)
+    return kept
 
 
 def _plan_ref(check: _Checker, name: str, ref: PlanRef) -> PlanRef | None:

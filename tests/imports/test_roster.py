@@ -21,7 +21,14 @@ from app.search.models import SearchPractice
 from app.therapists.models import Practice, Source, Therapist
 from tests.conftest import Backend
 from tests.factories import make_npi
-from tests.imports.helpers import checksum, import_bytes, roster_csv, roster_state, row
+from tests.imports.helpers import (
+    COLUMNS,
+    checksum,
+    import_bytes,
+    roster_csv,
+    roster_state,
+    row,
+)
 
 ROSTER_TABLES = ("therapists", "locations", "practices", "participations", "plans")
 
@@ -391,3 +398,23 @@ def test_nppes_rows_seed_the_national_directory(
         db.scalar(select(func.count()).select_from(Therapist)) == outcome.counts.therapists_created
     )
     assert_projection_is_a_rebuild(db)
+
+
+def test_credentials_too_long_or_too_many_are_left_out_with_a_warning(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    written = ["PT", "Physical Therapist License", "DPT", *"ABCDEFGHI"]  # 12, one too long
+    rows = [row(1, "loop", "Silver PPO", plan_type="commercial", credentials="; ".join(written))]
+    content = roster_csv(rows, columns=(*COLUMNS, "credentials"))
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=payer_id)
+    assert outcome.succeeded, outcome.issues
+    assert outcome.counts.therapists_created == 1
+    assert [(i.level, i.field) for i in outcome.issues] == [
+        ("warning", "credentials[1]"),
+        ("warning", "credentials[11]"),
+    ]
+    assert "longer than 20 characters" in outcome.issues[0].message
+    assert "more than 10" in outcome.issues[1].message
+    db.expire_all()
+    assert db.scalars(select(Therapist.credentials)).one() == ["PT", "DPT", *"ABCDEFGH"]
