@@ -519,6 +519,30 @@ def test_a_role_in_another_profession_adds_no_practice() -> None:
     }
 
 
+@pytest.mark.parametrize("status", ["inactive", "suspended"])
+def test_a_location_no_longer_in_use_adds_no_practice(status: str) -> None:
+    closed = location(
+        "closed",
+        status=status,
+        address={"line": ["9 Oak Ave"], "city": "Evanston", "state": "IL", "postalCode": "60202"},
+    )
+    records = ndjson(
+        as_ndjson(practitioner(), role(locations=("loc", "closed")), location(), closed)
+    )  # fmt: skip
+    found = provider_of(records)
+    assert [site.address_line1 for site in found.sites] == ["5 Elm St"]
+    assert [(w.field, w.message) for w in found.warnings] == [
+        ("PractitionerRole/role.location[1]", f"Location/closed is {status}; no practice there")
+    ]
+
+
+def test_a_practitioner_whose_every_location_is_closed_is_skipped() -> None:
+    records = ndjson(as_ndjson(practitioner(), role(), location(status="inactive")))
+    assert records == [
+        Skipped(index=0, line=1, reason="every Location of its roles is inactive or suspended")
+    ]
+
+
 def test_a_network_not_in_the_file_is_a_problem() -> None:
     resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
     record = provider_of(ndjson(as_ndjson(*resources)))

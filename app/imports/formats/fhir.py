@@ -516,6 +516,11 @@ def _practitioner(
     active = [(role_id, role) for role_id, role in active if role_id not in other_roles]
     path = f"Practitioner/{practitioner_id}"
     problems: list[Problem] = []
+    closed: list[str] = []
+    sites = _sites(store, active, problems, warnings, closed)
+    if closed and not sites and not problems:
+        reason = "every Location of its roles is inactive or suspended"
+        return Skipped(index=position, line=line, reason=reason)
     first_name, middle_name, last_name, suffix = _name(practitioner)
     return ProviderRecord(
         index=position,
@@ -529,7 +534,7 @@ def _practitioner(
         gender=_gender(practitioner, path, warnings),
         specialties=specialties,
         languages=_languages(practitioner, path, warnings),
-        sites=_sites(store, active, problems, warnings),
+        sites=sites,
         problems=problems,
         warnings=warnings,
     )
@@ -671,8 +676,13 @@ def _sites(
     roles: list[tuple[str, dict[str, Any]]],
     problems: list[Problem],
     warnings: list[Problem],
+    closed: list[str],
 ) -> list[SiteRecord]:
-    """One site per Location the roles name; roles at the same Location share it."""
+    """One site per Location the roles name; roles at the same Location share it.
+
+    A Location no longer in use (`status` inactive or suspended) adds none; its
+    reference goes to `closed`.
+    """
     sites: dict[str, SiteRecord] = {}
     accepting: dict[str, set[bool]] = {}  # what each role there says, by Location
     location_accepting: dict[str, set[bool]] = {}
@@ -695,6 +705,12 @@ def _sites(
                 continue
             location_id, location = found
             key = f"Location/{location_id}"
+            status = _string(location.get("status"))
+            if status in ("inactive", "suspended"):
+                message = f"{key} is {status}; no practice there"
+                warnings.append(Problem(f"{path}.location[{position}]", message))
+                closed.append(key)
+                continue
             site = sites.get(key)
             if site is None:
                 site = sites[key] = _site(location, key, problems)
