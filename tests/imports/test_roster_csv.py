@@ -209,8 +209,26 @@ def test_unknown_column_is_refused_naming_it() -> None:
 
 
 def test_unnamed_column_is_refused_naming_its_position() -> None:
-    with pytest.raises(ImportFileError, match=r"unnamed column \(column 10\)"):
-        parse_bytes(roster_bytes(row(), columns=(*REQUIRED_COLUMNS, "")))
+    columns = (*REQUIRED_COLUMNS[:3], "", *REQUIRED_COLUMNS[3:])
+    with pytest.raises(ImportFileError, match=r"unnamed column \(column 4\)"):
+        parse_bytes(roster_bytes(row(), columns=columns))
+
+
+def test_empty_header_cells_at_the_end_are_ignored() -> None:
+    # As spreadsheets save a sheet whose cells right of the table were once touched.
+    data = roster_bytes(row(), columns=(*REQUIRED_COLUMNS, "", " ", ""))
+    assert only_provider(data).npi == "1234567893"
+
+
+@pytest.mark.parametrize(("separator", "described"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_otherwise_is_refused_saying_so(separator: str, described: str) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=separator, lineterminator="\r\n")
+    writer.writerow(REQUIRED_COLUMNS)
+    writer.writerow([row()[name] for name in REQUIRED_COLUMNS])
+    with pytest.raises(ImportFileError, match=f"looks separated by {described}") as refused:
+        parse_bytes(text.getvalue().encode())
+    assert refused.value.line == 1
 
 
 def test_missing_required_column_is_refused_naming_it() -> None:

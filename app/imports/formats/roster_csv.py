@@ -137,6 +137,14 @@ def _records(rows: Iterator[tuple[int, list[str]]]) -> Iterator[Record]:
 
 def _column_names(header: Sequence[str]) -> list[str]:
     names = [cell.strip().lower() for cell in header]
+    while names and not names[-1]:
+        names.pop()  # empty header cells at the end, as spreadsheets often save them
+    if len(names) == 1 and (separator := _other_separator(names[0])):
+        raise ImportFileError(
+            f"the header is one column; the file looks separated by {separator}: "
+            "the roster template separates columns with commas",
+            line=1,
+        )
     unknown = [
         repr(name) if name else f"an unnamed column (column {position})"
         for position, name in enumerate(names, start=1)
@@ -159,6 +167,14 @@ def _column_names(header: Sequence[str]) -> list[str]:
             f"the header lacks required columns: {', '.join(map(repr, missing))}", line=1
         )
     return names
+
+
+def _other_separator(cell: str) -> str | None:
+    """What a one-cell header is split by instead of commas, if it names template columns."""
+    for separator, described in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+        if separator in cell and "npi" in (part.strip() for part in cell.split(separator)):
+            return described
+    return None
 
 
 def _cells_by_column(names: list[str], cells: list[str], line: int) -> dict[str, str | None]:
