@@ -336,7 +336,7 @@ def _encode(item: Item) -> tuple[Any, ...]:
         result = item.checked
         provider = _encode_provider(result.provider) if result.provider is not None else None
         problems, warnings = _encode_problems(result.problems), _encode_problems(result.warnings)
-        return (_PROVIDER, item.index, item.line, provider, problems, warnings)
+        return (_PROVIDER, item.index, item.line, provider, problems, warnings, result.npi)
     if isinstance(item, PlanRecord):
         plan = (item.key, item.name, item.plan_type, item.hios_plan_id)
         return (_PLAN, item.index, item.line, *plan, _encode_problems(item.problems))
@@ -346,9 +346,9 @@ def _encode(item: Item) -> tuple[Any, ...]:
 def _decode(values: tuple[Any, ...]) -> Item:
     kind = values[0]
     if kind == _PROVIDER:
-        _, index, line, provider, problems, warnings = values
+        _, index, line, provider, problems, warnings, npi = values
         provider = _decode_provider(provider) if provider is not None else None
-        checked = Checked(provider, _decode_problems(problems), _decode_problems(warnings))
+        checked = Checked(provider, _decode_problems(problems), _decode_problems(warnings), npi)
         return CheckedRecord(index, line, checked)
     if kind == _PLAN:
         _, index, line, key, name, plan_type, hios_plan_id, problems = values

@@ -283,6 +283,10 @@ class RosterImport:
         self.writer = _Writer(self.dialect)
         self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
+        # NPIs of records the import refused (kept going with on_error=skip): the
+        # file names these therapists, but what it says of them is unknown, so a
+        # replace does not end their participations.
+        self.refused_npis: set[str] = set()
         # Cleared when a refused record means nothing will be committed: the rest of
         # the file is still checked, but writing it would be wasted work.
         self.writing = True
@@ -343,7 +347,8 @@ class RosterImport:
         return self.counts
 
     def _end_unlisted(self) -> None:
-        """Ends every participation of the payer's plans that the file did not list."""
+        """Ends every participation of the payer's plans that the file did not list,
+        but those of therapists a refused record names (see `refused_npis`)."""
         plan_ids = self.plans.ids
         if not plan_ids:
             return
@@ -362,6 +367,8 @@ class RosterImport:
                 (Participation.effective_to.is_(None)) | (Participation.effective_to > yesterday)
             )
         ).all()
+        refused = self._refused_therapists()
+        rows = [row for row in rows if row.therapist_id not in refused]
         if not rows:
             return
         never_started = [r.id for r in rows if r.effective_from and r.effective_from > yesterday]
@@ -380,6 +387,17 @@ class RosterImport:
             )
         self.counts.participations_ended += len(rows)
         projection.refresh(self.session, {r.therapist_id for r in rows})
+
+
+    def _refused_therapists(self) -> set[int]:
+        npis = sorted(self.refused_npis)
+        return {
+            therapist_id
+            for chunk in chunks(npis)
+            for therapist_id in self.session.scalars(
+                select(Therapist.id).where(one_of(Therapist.npi, chunk, self.dialect))
+            )
+        }
 
 
 class _Writer:

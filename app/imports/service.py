@@ -261,6 +261,8 @@ def _feed(
                 counts.records_invalid += 1
                 report.note(IssueLevel.ERROR, problems, where)
                 _refused(roster, request)
+                if checked.npi is not None:
+                    roster.refused_npis.add(checked.npi)
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress(done)
     if progress is not None:

@@ -75,6 +75,9 @@ class Checked:
     provider: Provider | None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # The record's NPI when that much of it is valid, refused or not: a replace
+    # leaves a refused therapist's participations as they were.
+    npi: str | None = None
 
 
 class _Checker:
@@ -163,7 +166,7 @@ def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
         else:
             keys[site.address_key] = index
     if check.problems or not (npi and first_name and last_name):
-        return Checked(None, check.problems, check.warnings)
+        return Checked(None, check.problems, check.warnings, npi)
     provider = Provider(
         npi=npi,
         first_name=first_name,
@@ -179,7 +182,7 @@ def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
         services=services,
         sites=[site for site in sites if site is not None],
     )
-    return Checked(provider, [], check.warnings)
+    return Checked(provider, [], check.warnings, npi)
 
 
 def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.imports import roster
+from app.imports import reading, roster
 from app.imports.formats import Format
 from app.imports.roster import Mode
 from app.imports.service import OnError
@@ -418,3 +418,33 @@ def test_credentials_too_long_or_too_many_are_left_out_with_a_warning(
     assert "more than 10" in outcome.issues[1].message
     db.expire_all()
     assert db.scalars(select(Therapist.credentials)).one() == ["PT", "DPT", *"ABCDEFGH"]
+
+
+@pytest.mark.parametrize("reader", ["here", "child process"])
+def test_a_replace_leaves_a_refused_therapists_participations_as_they_were(
+    client: TestClient,
+    db: Session,
+    backend: Backend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reader: str,
+) -> None:
+    if reader == "child process":
+        monkeypatch.setattr(reading, "CHILD_THRESHOLD_BYTES", 0)
+    payer_id = add_payer(db, "Lakeshore Health")
+    first = [
+        row(1, "loop", "Silver PPO", plan_type="commercial"),
+        row(2, "lakeview", "Silver PPO"),
+        row(3, "evanston", "Silver PPO"),
+    ]
+    assert import_bytes(backend.engine, tmp_path, roster_csv(first), payer_id=payer_id).succeeded
+    # Therapist 2 again with a mistyped ZIP, therapist 3 no longer listed.
+    second = [row(1, "loop", "Silver PPO"), row(2, "lakeview", "Silver PPO", zip="6061")]
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv(second), payer_id=payer_id, on_error=OnError.SKIP
+    )
+    assert outcome.succeeded, outcome.issues
+    assert (outcome.counts.records_invalid, outcome.counts.participations_ended) == (1, 1)
+    ends = {npi: ends for npi, _, _, _, ends in roster_state(backend.engine, payer_id)}
+    yesterday = utcnow().date() - timedelta(days=1)
+    assert ends == {make_npi(1): None, make_npi(2): None, make_npi(3): yesterday}
