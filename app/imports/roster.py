@@ -388,7 +388,6 @@ class RosterImport:
         self.counts.participations_ended += len(rows)
         projection.refresh(self.session, {r.therapist_id for r in rows})
 
-
     def _refused_therapists(self) -> set[int]:
         npis = sorted(self.refused_npis)
         return {
