@@ -69,19 +69,30 @@ def _placed_by_city(
     therapist in the Gulf of Guinea and dragged city centroids hundreds of
     miles: "Kennesaw, GA" lay in the Atlantic, "Indianapolis, IN" 80 miles off.
     """
-    members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
-    for place in placed:
-        members[(city_key(place.city), place.state)].append(place)
+    members = _by_city(placed)
     found = {}
     for place in unplaced:
         near = members.get((city_key(place.city), place.state))
         if near:
-            found[place.zip] = replace(
-                place,
-                latitude=sum(p.latitude for p in near) / len(near),
-                longitude=sum(p.longitude for p in near) / len(near),
-            )
+            latitude, longitude = _mean(near)
+            found[place.zip] = replace(place, latitude=latitude, longitude=longitude)
     return found
+
+
+def _by_city(places: Iterable[ZipPlace]) -> dict[tuple[str, str], list[ZipPlace]]:
+    """The places grouped by (city_key, state)."""
+    members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
+    for place in places:
+        members[(city_key(place.city), place.state)].append(place)
+    return members
+
+
+def _mean(places: list[ZipPlace]) -> tuple[float, float]:
+    """The mean latitude and longitude of the places."""
+    return (
+        sum(p.latitude for p in places) / len(places),
+        sum(p.longitude for p in places) / len(places),
+    )
 
 
 def zip_centroid(zip_code: str) -> ZipPlace | None:
@@ -115,18 +126,9 @@ class CityPlace:
 
 @cache
 def _city_index() -> dict[tuple[str, str], CityPlace]:
-    members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
-    for place in _zip_index().values():
-        members[(city_key(place.city), place.state)].append(place)
     return {
-        key: CityPlace(
-            city=places[0].city,
-            state=key[1],
-            latitude=sum(p.latitude for p in places) / len(places),
-            longitude=sum(p.longitude for p in places) / len(places),
-            zip_count=len(places),
-        )
-        for key, places in members.items()
+        key: CityPlace(places[0].city, key[1], *_mean(places), zip_count=len(places))
+        for key, places in _by_city(_zip_index().values()).items()
     }
 
 

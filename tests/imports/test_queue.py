@@ -1,34 +1,18 @@
 """The job queue: claimed once each, a payer's jobs in order, served by `ptdir worker`."""
 
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import Session
 
-from app.db import create_db_engine
 from app.imports import jobs
 from app.imports.formats import Format
 from app.imports.models import ImportJob, JobStatus
 from app.imports.roster import Mode
 from app.imports.service import ImportRequest
-from app.migrate import prepare_database
 from app.networks.models import Payer
 from tests.conftest import Backend
 from tests.imports.helpers import roster_csv, roster_state, row
-
-
-@pytest.fixture
-def own(backend: Backend, fresh_database_url: Callable[[str], str]) -> Iterator[Backend]:
-    """A database of the test's own. The test app's in-process worker serves the shared
-    one: it would claim these jobs, or, every 30 s, fail one it finds running with no
-    worker holding it (a job these tests claim by hand) and so let the next one start."""
-    url = fresh_database_url(backend.name)
-    engine = create_db_engine(url)
-    prepare_database(engine)
-    yield Backend(name=backend.name, url=url, engine=engine)
-    engine.dispose()
 
 
 def queue(backend: Backend, tmp_path: Path, payer_id: int, content: bytes, name: str) -> int:
@@ -53,8 +37,10 @@ def status(backend: Backend, job_id: int) -> JobStatus:
         return session.get_one(ImportJob, job_id).status
 
 
-def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(own: Backend, tmp_path: Path) -> None:
-    backend = own
+def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    backend = own_database
     first_payer, second_payer = add_payers(backend, "Lakeshore Health", "Prairie Mutual")
     a1 = queue(
         backend,
@@ -94,8 +80,8 @@ def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(own: Backend, tmp_p
     assert jobs.claim_next(backend.engine) == a2
 
 
-def test_a_worker_runs_what_is_queued(own: Backend, tmp_path: Path) -> None:
-    backend = own
+def test_a_worker_runs_what_is_queued(own_database: Backend, tmp_path: Path) -> None:
+    backend = own_database
     (payer_id,) = add_payers(backend, "Lakeshore Health")
     first = queue(
         backend,

@@ -19,6 +19,13 @@ from tests.imports.helpers import import_bytes, roster_state
 GOLD_IL, GOLD_WI = "12345IL0010001", "12345WI0010002"
 
 
+@pytest.fixture(params=[1, 4000], ids=["in two batches", "in one batch"])
+def batch_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Each test runs with its two records in batches of their own, then in one."""
+    monkeypatch.setattr(roster, "BATCH_SIZE", request.param)
+    return int(request.param)
+
+
 def plan(hios: str, name: str) -> dict[str, Any]:
     return {"plan_id_type": "HIOS-PLAN-ID", "plan_id": hios, "marketing_name": name}
 
@@ -101,16 +108,10 @@ def test_a_plan_known_by_name_takes_the_hios_id_a_file_gives_it(
     assert plans_of(db, payer_id) == [("Gold PPO", GOLD_IL)]
 
 
-@pytest.mark.parametrize("batch_size", [1, 4000], ids=["in two batches", "in one batch"])
+@pytest.mark.usefixtures("batch_size")
 def test_a_therapist_in_two_records_merges_the_same_whatever_the_batches(
-    db: Session,
-    backend: Backend,
-    tmp_path: Path,
-    payer_id: int,
-    monkeypatch: pytest.MonkeyPatch,
-    batch_size: int,
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
 ) -> None:
-    monkeypatch.setattr(roster, "BATCH_SIZE", batch_size)
     full = provider(
         "1234567893",
         GOLD_IL,
@@ -150,16 +151,10 @@ def test_a_therapist_in_two_records_merges_the_same_whatever_the_batches(
     ]
 
 
-@pytest.mark.parametrize("batch_size", [1, 4000], ids=["in two batches", "in one batch"])
+@pytest.mark.usefixtures("batch_size")
 def test_an_address_two_therapists_share_keeps_what_either_record_gives(
-    db: Session,
-    backend: Backend,
-    tmp_path: Path,
-    payer_id: int,
-    monkeypatch: pytest.MonkeyPatch,
-    batch_size: int,
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
 ) -> None:
-    monkeypatch.setattr(roster, "BATCH_SIZE", batch_size)
     elm = {"address": "5 Elm St", "city": "Evanston", "state": "IL", "zip": "60201"}
     records = [
         provider("1234567893", GOLD_IL, addresses=[elm | {"phone": "3125550147"}]),

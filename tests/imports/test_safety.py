@@ -13,10 +13,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import create_db_engine
 from app.imports import jobs, locking
 from app.imports.models import ImportJob, JobStatus
-from app.migrate import prepare_database
 from app.networks.models import Payer
 from tests.conftest import Backend
 from tests.imports.helpers import checksum, import_bytes, roster_csv, roster_state, row
@@ -64,11 +62,9 @@ def killed_while_writing(
 
 
 def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
-    backend: Backend, fresh_database_url: Callable[[str], str], tmp_path: Path
+    own_database: Backend, tmp_path: Path
 ) -> None:
-    url = fresh_database_url(backend.name)
-    engine = create_db_engine(url)
-    prepare_database(engine)
+    url, engine = own_database.url, own_database.engine
     with Session(engine) as session, session.begin():
         session.add(Payer(name="Lakeshore Health"))
     previous = roster_csv([row(1, "loop", "Gold HMO", plan_type="commercial")])
@@ -105,7 +101,6 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
         assert failed.status is JobStatus.FAILED
         assert failed.message == jobs.ABANDONED
     assert checksum(engine, *ROSTER) == before
-    engine.dispose()
 
 
 def children_of(pid: int) -> list[int]:
@@ -131,11 +126,9 @@ def has_ended(pid: int) -> bool:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="finds the child process through /proc")
 def test_the_reading_process_ends_when_the_import_process_is_killed(
-    backend: Backend, fresh_database_url: Callable[[str], str], tmp_path: Path
+    own_database: Backend, tmp_path: Path
 ) -> None:
-    url = fresh_database_url(backend.name)
-    engine = create_db_engine(url)
-    prepare_database(engine)
+    url, engine = own_database.url, own_database.engine
     with Session(engine) as session, session.begin():
         session.add(Payer(name="Lakeshore Health"))
     before = checksum(engine, *ROSTER)
@@ -160,7 +153,6 @@ def test_the_reading_process_ends_when_the_import_process_is_killed(
         time.sleep(0.05)
     assert all(map(has_ended, children)), "a child process outlived the import's process"
     assert checksum(engine, *ROSTER) == before
-    engine.dispose()
 
 
 def test_imports_for_one_payer_take_turns(backend: Backend, tmp_path: Path) -> None:
