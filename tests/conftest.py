@@ -118,6 +118,18 @@ def backend(
     engine.dispose()
 
 
+@pytest.fixture
+def own_database(backend: Backend, fresh_database_url: Callable[[str], str]) -> Iterator[Backend]:
+    """A new, migrated database of the test's own on the same backend. The test app's
+    in-process worker serves the shared one: it would claim jobs a test queues, or,
+    every 30 s, fail one it finds running with no worker holding it."""
+    url = fresh_database_url(backend.name)
+    engine = create_db_engine(url)
+    prepare_database(engine)
+    yield Backend(name=backend.name, url=url, engine=engine)
+    engine.dispose()
+
+
 def _clean(engine: Engine) -> None:
     tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in VOCABULARY_TABLES]
     with engine.begin() as connection:
