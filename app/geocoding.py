@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 
+from app.locations.models import GeocodePrecision
+
 
 @dataclass(frozen=True, slots=True)
 class ZipPlace:
@@ -135,6 +137,29 @@ def _city_index() -> dict[tuple[str, str], CityPlace]:
 def city_centroid(city: str, state: str) -> CityPlace | None:
     """The mean of the city's ZIP centroids, or None for a city the index does not know."""
     return _city_index().get((city_key(city), state.strip().upper()))
+
+
+UNPLACEABLE = "unknown ZIP code and city: the address cannot be placed without coordinates"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    latitude: float
+    longitude: float
+    precision: GeocodePrecision
+
+
+def place_address(zip_code: str, city: str, state: str) -> Placement | None:
+    """Where an address without coordinates goes: its ZIP's centroid, else (a ZIP
+    the table does not know: new, PO-box only, mistyped) its city's; None when
+    neither is known (a military APO/FPO address, say)."""
+    zip_place = zip_centroid(zip_code)
+    if zip_place is not None:
+        return Placement(zip_place.latitude, zip_place.longitude, GeocodePrecision.ZIP_CENTROID)
+    city_place = city_centroid(city, state)
+    if city_place is not None:
+        return Placement(city_place.latitude, city_place.longitude, GeocodePrecision.CITY_CENTROID)
+    return None
 
 
 def warm_up() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import Base, create_db_engine
-from app.locations.models import FacilityType
+from app.locations.models import FacilityType, GeocodePrecision
 from app.migrate import downgrade, prepare_database, upgrade
 from app.search import projection
 from app.search.models import SearchPractice
@@ -272,5 +272,37 @@ def test_enum_checks_still_refuse_unknown_values_and_downgrade_restores_the_sche
 
         downgrade(engine, "0005")
         assert _constraints_and_indexes(engine) == before
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_city_centroid_is_a_precision_from_0007_and_downgrade_restores_the_schema(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    set_precision = text("UPDATE locations SET geocode_precision = :p")
+    try:
+        upgrade(engine, "0006")
+        before = _constraints_and_indexes(engine)
+        _insert_records(engine)
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(set_precision, {"p": "city_centroid"})
+
+        upgrade(engine)
+        with engine.begin() as connection:
+            for precision in GeocodePrecision:
+                connection.execute(set_precision, {"p": precision.value})
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(set_precision, {"p": "rooftop"})
+        if backend_name == "sqlite":
+            after = _constraints_and_indexes(engine)
+            assert [name for name, sql in after.items() if re.search(r"CHECK \(\w+ IN", sql)] == []
+
+        downgrade(engine, "0006")  # the city-placed row takes the nearest older value
+        assert _constraints_and_indexes(engine) == before
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT geocode_precision FROM locations")).scalar()
+        assert stored == "zip_centroid"
     finally:
         engine.dispose()

@@ -156,14 +156,28 @@ def test_missing_coordinates_are_filled_from_the_zip_centroid(
     assert (placed["latitude"], placed["longitude"]) == (41.9229, -87.6483)
 
 
-def test_unknown_zip_without_coordinates_is_422_naming_the_zip(
+def test_unknown_zip_and_city_without_coordinates_is_422_naming_the_zip(
     client: TestClient, admin: dict[str, str]
 ) -> None:
-    location = location_body(zip="00000", latitude=None, longitude=None)
+    location = location_body(zip="00000", city="Nowhere", latitude=None, longitude=None)
     body = therapist_body(practices=[{"location": location, "accepting_new_patients": True}])
     response = client.post("/v1/therapists", json=body, headers=admin)
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "practices[0].location.zip"
+    (error,) = response.json()["errors"]
+    assert error["field"] == "practices[0].location.zip"
+    assert "cannot be placed" in error["message"]
+
+
+def test_unknown_zip_in_a_known_city_is_placed_at_the_city(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # 60299 is not in the offline ZIP table; Evanston's six ZIPs are.
+    location = location_body(zip="60299", city="evanston", latitude=None, longitude=None)
+    body = therapist_body(practices=[{"location": location, "accepting_new_patients": True}])
+    created = create_therapist(client, admin, body)
+    placed = created["practices"][0]["location"]
+    assert placed["geocode_precision"] == "city_centroid"
+    assert (round(placed["latitude"], 4), round(placed["longitude"], 4)) == (42.0471, -87.6921)
 
 
 def test_patch_changes_only_given_fields_and_replaces_given_lists(

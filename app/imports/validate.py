@@ -17,7 +17,7 @@ from app.fields import (
     normalise_state,
     normalise_zip,
 )
-from app.geocoding import zip_centroid
+from app.geocoding import UNPLACEABLE, place_address
 from app.imports.records import PlanRef, Problem, ProviderRecord, SiteRecord
 from app.locations.address import address_key
 from app.locations.models import FacilityType, GeocodePrecision
@@ -217,7 +217,7 @@ def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
     facility_type = record.facility_type.strip().lower() if record.facility_type else None
     if facility_type is not None and facility_type not in _FACILITY_TYPES:
         check.fail(f"{name}.facility_type", f"must be one of {', '.join(sorted(_FACILITY_TYPES))}")
-    position = _position(check, name, record, zip_code)
+    position = _position(check, name, record, zip_code, state)
     plans = [_plan_ref(check, f"{name}.plans[{i}]", ref) for i, ref in enumerate(record.plans)]
     listed: set[str] = set()
     for index, ref in enumerate(plans):
@@ -256,7 +256,7 @@ def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
 
 
 def _position(
-    check: _Checker, name: str, record: SiteRecord, zip_code: str | None
+    check: _Checker, name: str, record: SiteRecord, zip_code: str | None, state: str | None
 ) -> tuple[float, float, GeocodePrecision] | None:
     latitude, longitude = record.latitude, record.longitude
     if (latitude is None) != (longitude is None):
@@ -271,13 +271,17 @@ def _position(
             check.fail(f"{name}.longitude", "must be between -180 and 180")
             return None
         return latitude, longitude, GeocodePrecision.PROVIDED
-    if zip_code is None:
-        return None
-    place = zip_centroid(zip_code)
+    if zip_code is None or not record.city or not state:
+        return None  # each missing one was reported
+    place = place_address(zip_code, record.city, state)
     if place is None:
-        check.fail(f"{name}.zip", "unknown ZIP code; give latitude and longitude for this address")
+        check.fail(f"{name}.zip", UNPLACEABLE)
         return None
-    return place.latitude, place.longitude, GeocodePrecision.ZIP_CENTROID
+    if place.precision is GeocodePrecision.CITY_CENTROID:
+        check.warnings.append(
+            Problem(f"{name}.zip", f"unknown ZIP code {zip_code}; placed at the centre of the city")
+        )
+    return place.latitude, place.longitude, place.precision
 
 
 def _credentials(check: _Checker, values: list[str]) -> list[str]:

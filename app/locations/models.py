@@ -31,6 +31,8 @@ FACILITY_LABELS = {
 class GeocodePrecision(StrEnum):
     PROVIDED = "provided"  # coordinates came with the record
     ZIP_CENTROID = "zip_centroid"  # placed at the ZIP's centroid (offline lookup)
+    # The ZIP is not in the offline table: placed at the mean of the city's ZIPs.
+    CITY_CENTROID = "city_centroid"
 
 
 class Accessibility(StrEnum):

@@ -6,7 +6,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
-from app.geocoding import zip_centroid
+from app.geocoding import UNPLACEABLE, place_address
 from app.locations.address import address_key
 from app.locations.models import GeocodePrecision, Location
 from app.locations.schemas import LocationIn
@@ -59,13 +59,11 @@ def _place(location: Location, data: LocationIn, loc: Sequence[str | int]) -> No
         return
     if location.id is not None:  # keep what an existing location already has
         return
-    place = zip_centroid(data.zip)
+    place = place_address(data.zip, data.city, data.state)
     if place is None:
-        raise InvalidInput.at(
-            [*loc, "zip"], "unknown ZIP code; give latitude and longitude for this address"
-        )
+        raise InvalidInput.at([*loc, "zip"], UNPLACEABLE)
     location.latitude, location.longitude = place.latitude, place.longitude
-    location.geocode_precision = GeocodePrecision.ZIP_CENTROID
+    location.geocode_precision = place.precision
 
 
 def delete_orphans(session: Session, location_ids: Iterable[int]) -> None:

@@ -20,10 +20,11 @@ Create Date: 2026-11-28 08:00:00
 """
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from alembic import op
-from sqlalchemy import text
+
+from app.sqlite_schema import rewrite_table_definitions
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -47,31 +48,6 @@ def _as_in_list(match: re.Match[str]) -> str:
     return f"CHECK ({column} IN ({', '.join(values)}))"
 
 
-def _rewrite_sqlite_checks(rewrite: Callable[[str], str]) -> None:
-    connection = op.get_bind()
-    tables = connection.execute(
-        text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE '%CHECK (%'")
-    ).all()
-    changed = [(name, rewrite(sql)) for name, sql in tables if rewrite(sql) != sql]
-    if not changed:
-        return
-    (version,) = connection.execute(text("PRAGMA schema_version")).one()
-    connection.execute(text("PRAGMA writable_schema = ON"))
-    try:
-        for name, sql in changed:
-            connection.execute(
-                text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :name"),
-                {"sql": sql, "name": name},
-            )
-        # Every connection, this one included, re-reads the schema on its next statement.
-        connection.execute(text(f"PRAGMA schema_version = {int(version) + 1}"))
-    finally:
-        connection.execute(text("PRAGMA writable_schema = OFF"))
-    problems = connection.execute(text("PRAGMA quick_check")).scalars().all()
-    if problems != ["ok"]:
-        raise RuntimeError(f"SQLite reports a damaged schema after rewriting checks: {problems}")
-
-
 _UNUSED_INDEXES = {
     "ix_locations_state": ("locations", "state"),
     "ix_locations_zip": ("locations", "zip"),
@@ -84,11 +60,11 @@ def upgrade() -> None:
     for name, (table, _column) in _UNUSED_INDEXES.items():
         op.drop_index(name, table_name=table)
     if op.get_bind().dialect.name == "sqlite":
-        _rewrite_sqlite_checks(lambda sql: _IN_LIST.sub(_as_comparisons, sql))
+        rewrite_table_definitions(op.get_bind(), lambda sql: _IN_LIST.sub(_as_comparisons, sql))
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        _rewrite_sqlite_checks(lambda sql: _COMPARISONS.sub(_as_in_list, sql))
+        rewrite_table_definitions(op.get_bind(), lambda sql: _COMPARISONS.sub(_as_in_list, sql))
     for name, (table, column) in _UNUSED_INDEXES.items():
         op.create_index(name, table, [column], unique=False)

@@ -247,12 +247,26 @@ def test_physical_therapy_assistant_is_a_provider() -> None:
             {"Provider Business Practice Location Address Country Code (If outside U.S.)": "CA"},
             "practice location outside the US (CA)",
         ),
+        (
+            {
+                "Provider Business Practice Location Address City Name": "APO",
+                "Provider Business Practice Location Address State Name": "AE",
+                "Provider Business Practice Location Address Postal Code": "090010001",
+            },
+            "practice address cannot be placed (unknown ZIP code and city)",
+        ),
     ],
 )
 def test_rows_outside_the_directory_are_skipped_with_a_reason(
     changes: dict[str, str], reason: str
 ) -> None:
     assert only_skip_reason(nppes_bytes(pt(**changes))) == reason
+
+
+def test_an_unknown_zip_in_a_known_city_is_a_provider() -> None:
+    # 06198 is no ZIP the offline table knows; the import places the site at Hartford.
+    column = "Provider Business Practice Location Address Postal Code"
+    assert only_provider(nppes_bytes(pt(**{column: "06198"}))).sites[0].zip == "06198"
 
 
 def test_deactivated_npi_with_empty_entity_type_is_skipped_as_deactivated() -> None:

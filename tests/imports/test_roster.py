@@ -448,3 +448,28 @@ def test_a_replace_leaves_a_refused_therapists_participations_as_they_were(
     ends = {npi: ends for npi, _, _, _, ends in roster_state(backend.engine, payer_id)}
     yesterday = utcnow().date() - timedelta(days=1)
     assert ends == {make_npi(1): None, make_npi(2): None, make_npi(3): yesterday}
+
+
+def test_an_unknown_zip_is_placed_at_its_city_and_an_unknown_city_too_is_refused(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    # 60299 is no ZIP the offline table knows (a new ZIP, or a typo); Evanston is.
+    new_zip = row(1, "evanston", "Silver PPO", plan_type="commercial", zip="60299")
+    military = row(2, "evanston", "Silver PPO", plan_type="commercial", zip="09001",
+                   city="APO", state="AE", address_line1="Unit 3050 Box 100")  # fmt: skip
+    content = roster_csv([new_zip, military])
+    outcome = import_bytes(
+        backend.engine, tmp_path, content, payer_id=payer_id, on_error=OnError.SKIP
+    )
+    assert outcome.succeeded, outcome.issues
+    assert (outcome.counts.records_imported, outcome.counts.records_invalid) == (1, 1)
+    issues = [(i.level, i.line, i.field) for i in outcome.issues]
+    assert issues == [("warning", 2, "sites[0].zip"), ("error", 3, "sites[0].zip")]
+    assert "placed at the centre of the city" in outcome.issues[0].message
+    assert "cannot be placed" in outcome.issues[1].message
+    location = db.scalars(select(Location)).one()
+    evanston = (42.0471, -87.6921)  # the mean of Evanston's six ZIP centroids
+    assert (round(location.latitude, 4), round(location.longitude, 4)) == evanston
+    assert location.geocode_precision is GeocodePrecision.CITY_CENTROID
+    assert searchable(client, lat=evanston[0], lon=evanston[1], radius=2) == [make_npi(1)]

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import BinaryIO
 
+from app.geocoding import place_address
 from app.imports.formats.csv_rows import CsvRows
 from app.imports.records import ImportFileError, ProviderRecord, Record, SiteRecord, Skipped
 
@@ -182,6 +183,19 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
         return Skipped(
             index=index, line=line, reason=f"practice location outside the US ({country})"
         )
+    site = SiteRecord(
+        address_line1=_cell(cells, at.line1),
+        address_line2=_cell(cells, at.line2),
+        city=_cell(cells, at.city),
+        state=_cell(cells, at.state),
+        zip=_zip(_cell(cells, at.postal_code)),
+        phone=_cell(cells, at.phone),
+        fax=_cell(cells, at.fax),
+    )
+    if site.zip and site.city and site.state and not _can_place(site.zip, site.city, site.state):
+        # Mostly military APO/FPO addresses. The file cannot be corrected by whoever
+        # imports it, and a site off the map is no practice a search can find.
+        return Skipped(index=index, line=line, reason=UNPLACED)
     credentials = _cell(cells, at.credentials)
     return ProviderRecord(
         index=index,
@@ -194,18 +208,16 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
         credentials=[] if credentials is None else list(_split_credentials(credentials)),
         gender=_GENDERS.get(cells[at.gender].strip()),
         specialties=specialties,
-        sites=[
-            SiteRecord(
-                address_line1=_cell(cells, at.line1),
-                address_line2=_cell(cells, at.line2),
-                city=_cell(cells, at.city),
-                state=_cell(cells, at.state),
-                zip=_zip(_cell(cells, at.postal_code)),
-                phone=_cell(cells, at.phone),
-                fax=_cell(cells, at.fax),
-            )
-        ],
+        sites=[site],
     )
+
+
+UNPLACED = "practice address cannot be placed (unknown ZIP code and city)"
+
+
+@lru_cache(maxsize=4096)
+def _can_place(zip_code: str, city: str, state: str) -> bool:
+    return place_address(zip_code, city, state.upper()) is not None
 
 
 def _is_deactivated(deactivated: str, reactivated: str | None) -> bool:
