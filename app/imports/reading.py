@@ -34,7 +34,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import lru_cache
@@ -43,14 +43,13 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from app.imports.formats import Format, parse
+from app.imports.formats import Format, field_names, parse
 from app.imports.records import (
     ImportFileError,
     PlanRecord,
     PlanRef,
     Problem,
     ProviderRecord,
-    Record,
     Skipped,
 )
 from app.imports.validate import Checked, Provider, Site, check_provider
@@ -133,10 +132,13 @@ def position(stream: BinaryIO) -> int:
         return 0
 
 
-def checked(records: Iterable[Record], vocabulary: Vocabulary) -> Iterator[Item]:
-    for record in records:
+def checked(format: Format, stream: BinaryIO, vocabulary: Vocabulary) -> Iterator[Item]:
+    """The file's records, each provider checked; problems name fields as the format does."""
+    names = field_names(format)
+    for record in parse(format, stream):
         if isinstance(record, ProviderRecord):
-            yield CheckedRecord(record.index, record.line, check_provider(record, vocabulary))
+            checked = check_provider(record, vocabulary, names)
+            yield CheckedRecord(record.index, record.line, checked)
         else:
             yield record
 
@@ -160,10 +162,10 @@ class _InProcess:
         if self.plans_upload is None:
             return
         with self.plans_upload.open("rb") as stream:
-            yield from checked(parse(Format.QHP_PLANS, stream), self.vocabulary)
+            yield from checked(Format.QHP_PLANS, stream, self.vocabulary)
 
     def records(self) -> Iterator[Item]:
-        return checked(parse(self.format, self.stream), self.vocabulary)
+        return checked(self.format, self.stream, self.vocabulary)
 
     def position(self) -> int:
         return position(self.stream)
@@ -267,7 +269,7 @@ def _read_in_child(
         done = 0
         for format, path in files:
             with open(path, "rb") as stream:
-                for item in checked(parse(format, stream), vocabulary):
+                for item in checked(format, stream, vocabulary):
                     chunk.append(_encode(item))
                     done += 1
                     if done % RECORDS_PER_CHUNK == 0:

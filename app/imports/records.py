@@ -7,7 +7,7 @@ ZIP, coordinates, plan id) are checked once, by the import itself, so every
 format refuses the same values with the same messages.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import BinaryIO, Protocol
@@ -74,6 +74,64 @@ class SiteRecord:
     accepting_new_patients: bool | None = None
     telehealth: bool | None = None
     plans: list[PlanRef] = field(default_factory=list)
+    # Where the site is in the file, for naming its fields: "Location/loc-1" in
+    # Plan-Net; None where FieldNames.sites says (QHP's addresses[i], CSV columns).
+    path: str | None = None
+    # The line of the site's first row, where a record spans several (the CSV).
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNames:
+    """How a format names the fields that are checked after parsing (validate.py, and
+    the plan lookup), so that a problem names the field as the file does:
+    `addresses[0].zip` in QHP, `Location/loc-1.address.postalCode` in Plan-Net, a
+    column in a CSV. Keys are ProviderRecord, SiteRecord and PlanRef field names;
+    a field not listed keeps its name. Parsers name their own problems directly.
+    """
+
+    record: Mapping[str, str] = field(default_factory=dict)
+    site: Mapping[str, str] = field(default_factory=dict)
+    plan: Mapping[str, str] = field(default_factory=dict)
+    # A site's fields are "<sites>[i].<field>"; None: they are columns of the row.
+    sites: str | None = "sites"
+    # A plan's fields are "<plans>[j].<field>", under the site's unless
+    # `plans_per_record` (QHP lists plans once per provider); None: columns.
+    plans: str | None = "plans"
+    plans_per_record: bool = False
+    # False where a list is one cell ("neurology; vestibular"): no "[i]".
+    indexed: bool = True
+
+    def of_record(self, name: str, path: str | None = None) -> str:
+        """ "first_name", "specialties[2]" as the format names them. A name that
+        starts with a resource type ("PractitionerRole.location") stands alone;
+        others go under the record's path ("Practitioner/p1.name.given")."""
+        base, bracket, rest = name.partition("[")
+        mapped = self.record.get(base, base)
+        if bracket and self.indexed:
+            mapped = f"{mapped}[{rest}"
+        if path and not mapped[:1].isupper():
+            return f"{path}.{mapped}"
+        return mapped
+
+    def site_prefix(self, index: int, site: "SiteRecord") -> str:
+        if site.path:
+            return f"{site.path}."
+        return f"{self.sites}[{index}]." if self.sites else ""
+
+    def of_site(self, prefix: str, name: str) -> str:
+        return prefix + self.site.get(name, name)
+
+    def of_plan(self, site_prefix: str, index: int, name: str) -> str:
+        mapped = self.plan.get(name, name)
+        if self.plans is None:
+            return mapped
+        under = "" if self.plans_per_record else site_prefix
+        return f"{under}{self.plans}[{index}].{mapped}"
+
+
+# The names of the normalised records themselves.
+INTERNAL_NAMES = FieldNames()
 
 
 @dataclass(slots=True)
@@ -97,6 +155,8 @@ class ProviderRecord:
     sites: list[SiteRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # refuse the record
     warnings: list[Problem] = field(default_factory=list)  # kept out, record still imported
+    # Where the record's own fields are in the file ("Practitioner/p1"), if not at its top.
+    path: str | None = None
 
 
 @dataclass(slots=True)

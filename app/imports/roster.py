@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
 from app.imports.bulk import chunks, insert_many, insert_new
-from app.imports.records import PlanRecord, Problem
+from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
 from app.imports.validate import Provider, Site
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
@@ -233,14 +233,14 @@ class PlanCatalogue:
             self.by_key[hios] = plan_id
         return []
 
-    def resolve(self, provider: Provider) -> list[Problem]:
+    def resolve(self, provider: Provider, names: FieldNames) -> list[Problem]:
         """Checks every plan the provider's sites name; a new HIOS id becomes a plan."""
         problems = []
-        for i, site in enumerate(provider.sites):
+        for site in provider.sites:
             for j, ref in enumerate(site.plans):
                 if self.lookup(ref.key) is not None:
                     continue
-                name = f"sites[{i}].plans[{j}].plan"
+                name = names.of_plan(site.origin, j, "plan")
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
                 elif is_hios_shaped(ref.key):
@@ -272,8 +272,10 @@ class RosterImport:
         mode: Mode,
         source: Source,
         today: date | None = None,
+        names: FieldNames = INTERNAL_NAMES,
     ) -> None:
         self.session = session
+        self.names = names  # how the file names a plan reference, for problems
         self.dialect = session.get_bind().dialect.name
         self.mode = mode
         self.source = source
@@ -313,7 +315,7 @@ class RosterImport:
             _seen.create(connection)
 
     def add(self, provider: Provider) -> list[Problem]:
-        problems = self.plans.resolve(provider)
+        problems = self.plans.resolve(provider, self.names)
         if problems:
             return problems
         self.counts.records_imported += 1

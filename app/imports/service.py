@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.imports import locking, reading
-from app.imports.formats import Format
+from app.imports.formats import Format, field_names
 from app.imports.models import IssueLevel
 from app.imports.records import ImportFileError, PlanRecord, Problem, Skipped
 from app.imports.roster import Counts, Mode, RosterImport
@@ -149,7 +149,13 @@ def _run(
 ) -> Outcome:
     source = Source.NPPES if request.format is Format.NPPES else Source.IMPORT
     with Session(engine) as session, locking.payer_turn(session, request.payer_id, import_dir):
-        roster = RosterImport(session, payer_id=request.payer_id, mode=request.mode, source=source)
+        roster = RosterImport(
+            session,
+            payer_id=request.payer_id,
+            mode=request.mode,
+            source=source,
+            names=field_names(request.format),
+        )
         report = _Report()
         try:
             with _page_cache(session):

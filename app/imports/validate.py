@@ -18,7 +18,14 @@ from app.fields import (
     normalise_zip,
 )
 from app.geocoding import UNPLACEABLE, place_address
-from app.imports.records import PlanRef, Problem, ProviderRecord, SiteRecord
+from app.imports.records import (
+    INTERNAL_NAMES,
+    FieldNames,
+    PlanRef,
+    Problem,
+    ProviderRecord,
+    SiteRecord,
+)
 from app.locations.address import address_key
 from app.locations.models import FacilityType, GeocodePrecision
 from app.networks.schemas import is_hios_shaped
@@ -51,6 +58,8 @@ class Site:
     accepting_new_patients: bool | None
     telehealth: bool | None
     plans: list[PlanRef]
+    # How problems found later (an unknown plan) name the site's fields: "addresses[0].".
+    origin: str = ""
 
 
 @dataclass(slots=True)
@@ -134,9 +143,24 @@ class _Checker:
         return found
 
 
-def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
-    """The record with normalised values, or the problems that refuse it."""
+def check_provider(
+    record: ProviderRecord, vocabulary: Vocabulary, names: FieldNames = INTERNAL_NAMES
+) -> Checked:
+    """The record with normalised values, or the problems that refuse it, each naming
+    its field as the format does."""
     check = _Checker(record)
+    checked = _check(check, record, vocabulary, names)
+    if names is not INTERNAL_NAMES:
+        if len(check.problems) > len(record.problems):
+            _name_as_the_file(check.problems[len(record.problems) :], record, names)
+        if len(check.warnings) > len(record.warnings):
+            _name_as_the_file(check.warnings[len(record.warnings) :], record, names)
+    return checked
+
+
+def _check(
+    check: _Checker, record: ProviderRecord, vocabulary: Vocabulary, names: FieldNames
+) -> Checked:
     npi = check.normalised("npi", record.npi, normalise_npi)
     first_name = check.text("first_name", record.first_name, required=True, limit=100)
     last_name = check.text("last_name", record.last_name, required=True, limit=100)
@@ -155,7 +179,10 @@ def check_provider(record: ProviderRecord, vocabulary: Vocabulary) -> Checked:
     services = check.codes("services", record.services, vocabulary.services, upper=False)
     if not record.sites:
         check.fail("sites", "the record gives no practice address")
-    sites = [_site(check, f"sites[{i}]", site) for i, site in enumerate(record.sites)]
+    sites = [
+        _site(check, f"sites[{i}]", site, names.site_prefix(i, site))
+        for i, site in enumerate(record.sites)
+    ]
     keys: dict[str, int] = {}
     for index, site in enumerate(sites):
         if site is None:
@@ -206,7 +233,7 @@ def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> 
     return codes
 
 
-def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
+def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site | None:
     before = len(check.problems)
     line1 = check.text(f"{name}.address_line1", record.address_line1, required=True, limit=200)
     line2 = check.text(f"{name}.address_line2", record.address_line2, required=False, limit=200)
@@ -252,6 +279,7 @@ def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
         accepting_new_patients=record.accepting_new_patients,
         telehealth=record.telehealth,
         plans=[ref for ref in plans if ref is not None],
+        origin=origin,
     )
 
 
@@ -332,6 +360,27 @@ def _plan_ref(check: _Checker, name: str, ref: PlanRef) -> PlanRef | None:
         effective_to=end,
         verified_at=ref.verified_at,
     )
+
+
+_SITE_FIELD = re.compile(r"sites\[(\d+)\]\.(?:plans\[(\d+)\](?:\.(\w+))?|(\w+))$")
+
+
+def _name_as_the_file(problems: list[Problem], record: ProviderRecord, names: FieldNames) -> None:
+    """Renames the fields of problems found here ("sites[0].zip") as the format names them."""
+    for problem in problems:
+        match = _SITE_FIELD.match(problem.field)
+        if match is None:
+            problem.field = names.of_record(problem.field, record.path)
+            continue
+        index = int(match[1])
+        site = record.sites[index]
+        prefix = names.site_prefix(index, site)
+        if match[2] is not None:
+            problem.field = names.of_plan(prefix, int(match[2]), match[3] or "plan")
+        else:
+            problem.field = names.of_site(prefix, match[4])
+        if site.line is not None:
+            problem.message = f"line {site.line}: {problem.message}"
 
 
 def _merge_site(kept: Site, duplicate: Site) -> None:

@@ -257,6 +257,7 @@ def test_neurology_pt_with_two_locations_maps_every_field() -> None:
                 fax="312-555-0101",  # the role's: the Location lists none
                 accepting_new_patients=True,  # the role's newpt, over the Location's
                 plans=plans,
+                path="Location/clinic-north",
             ),
             SiteRecord(
                 name="Harrison Street Clinic",
@@ -269,6 +270,7 @@ def test_neurology_pt_with_two_locations_maps_every_field() -> None:
                 fax="312-555-0101",
                 accepting_new_patients=True,
                 plans=plans,
+                path="Location/clinic-south",
             ),
         ],
         warnings=[
@@ -281,6 +283,7 @@ def test_neurology_pt_with_two_locations_maps_every_field() -> None:
                 "'tlh' is not an ISO 639-1 language the directory knows; left out",
             ),
         ],
+        path="Practitioner/pt-neuro",
     )
 
 
@@ -311,8 +314,10 @@ def test_location_before_role_and_network_without_plan() -> None:
                         verified_at=datetime(2025, 2, 3, 4, 5, 6, tzinfo=UTC),
                     )
                 ],
+                path="Location/ortho-clinic",
             )
         ],
+        path="Practitioner/pt-ortho",
     )
 
 
@@ -334,6 +339,7 @@ def test_skip_reasons_and_missing_location() -> None:
                     "Location/nowhere is not a Location in the file",
                 )
             ],
+            path="Practitioner/pt-lost",
         ),
     ]
     assert len(records) == 9

@@ -1,5 +1,6 @@
 """Each format, imported and then searched: the same roster whatever the file's shape."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from app.imports.service import OnError
 from app.locations.models import GeocodePrecision, Location
 from app.networks.models import Payer, Plan
 from tests.conftest import Backend
+from tests.factories import make_npi
 from tests.imports.helpers import checksum, import_bytes
+from tests.imports.test_nppes import nppes_bytes, pt
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ROSTER = ("therapists", "locations", "practices", "participations", "plans", "search_practices")
@@ -130,5 +133,75 @@ def test_an_unpaired_surrogate_in_a_json_roster_is_a_problem_on_its_field(
     assert outcome.succeeded, outcome.issues
     assert outcome.counts.records_imported == 0
     refused = [issue for issue in outcome.issues if issue.level == "error"]
-    assert [issue.field for issue in refused] == ["last_name"]
+    assert [issue.field for issue in refused] == ["name.last"]  # as providers.json spells it
     assert "surrogates" in refused[0].message
+
+
+def _json_lines(*resources: dict[str, object]) -> bytes:
+    return b"\n".join(json.dumps(resource).encode() for resource in resources) + b"\n"
+
+
+_FHIR_NAMES = [{"family": "Rivera", "given": ["Ana"]}, {"given": ["Bo"]}]
+_ELM_ST = {"address": "5 Elm St", "city": "Evanston", "state": "IL", "zip": "60201"}
+_QHP_PROVIDER = {"type": "INDIVIDUAL", "specialty": ["Physical Therapy"], "plans": []}
+# Each file: three records, each refused for one field found after parsing.
+_NAMED_AS_THE_FILE = {
+    Format.QHP: (
+        json.dumps([
+            _QHP_PROVIDER | {"npi": make_npi(1), "name": {"first": "Ana", "last": "Rivera"},
+                             "addresses": [_ELM_ST, _ELM_ST | {"zip": "ABCDE"}]},
+            _QHP_PROVIDER | {"npi": make_npi(2), "name": {"first": "Bo"},
+                             "addresses": [_ELM_ST]},
+            _QHP_PROVIDER | {"npi": make_npi(3), "name": {"first": "Cy", "last": "Ng"},
+                             "addresses": [_ELM_ST],
+                             "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "GOLD",
+                                        "network_tier": "PREFERRED", "years": [2026]}]},
+        ]).encode(),
+        ["addresses[1].zip", "name.last", "plans[0].plan_id"],
+    ),
+    Format.FHIR: (
+        _json_lines(
+            {"resourceType": "Location", "id": "elm", "address": {
+                "line": ["5 Elm St"], "city": "Evanston", "state": "IL", "postalCode": "ABCDE"}},
+            *[
+                resource
+                for seed, name in enumerate(_FHIR_NAMES, start=1)
+                for resource in (
+                    {"resourceType": "Practitioner", "id": f"p{seed}", "name": [name],
+                     "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi",
+                                     "value": make_npi(seed)}]},
+                    {"resourceType": "PractitionerRole", "id": f"r{seed}",
+                     "practitioner": {"reference": f"Practitioner/p{seed}"},
+                     "specialty": [{"coding": [{"system": "http://nucc.org/provider-taxonomy",
+                                                "code": "225100000X"}]}],
+                     "location": [{"reference": "Location/elm"}]},
+                )
+            ],
+        ),
+        ["Location/elm.address.postalCode", "Practitioner/p2.name.family",
+         "Location/elm.address.postalCode"],
+    ),
+    Format.NPPES: (
+        nppes_bytes(
+            pt(NPI=make_npi(1)[:9] + str((int(make_npi(1)[9]) + 1) % 10)),
+            pt(NPI=make_npi(2), **{"Provider Business Practice Location Address State Name": "XX"}),
+            pt(NPI=make_npi(3), **{"Provider Last Name (Legal Name)": ""}),
+        ),
+        ["NPI", "Provider Business Practice Location Address State Name",
+         "Provider Last Name (Legal Name)"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("format", list(_NAMED_AS_THE_FILE))
+def test_problems_found_after_parsing_name_the_field_as_the_file_does(
+    db: Session, backend: Backend, tmp_path: Path, format: Format
+) -> None:
+    content, fields = _NAMED_AS_THE_FILE[format]
+    payer_id = None if format is Format.NPPES else add_payer(db)
+    outcome = import_bytes(
+        backend.engine, tmp_path, content, payer_id=payer_id, format=format, dry_run=True,
+        on_error=OnError.SKIP,
+    )  # fmt: skip
+    errors = [issue.field for issue in outcome.issues if issue.level == "error"]
+    assert errors == fields, outcome.issues

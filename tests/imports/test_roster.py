@@ -218,7 +218,7 @@ def test_one_payers_import_never_touches_another_payers_networks(
     )
     assert not hostile.succeeded
     assert [(i.field, i.message[:25]) for i in hostile.issues] == [
-        ("sites[0].plans[0].plan", "unknown plan 'Prairie Gol")
+        ("plan", "unknown plan 'Prairie Gol")
     ]
     # Replacing ours with an empty roster ends only ours.
     import_bytes(backend.engine, tmp_path, roster_csv([row(5, "loop")]), payer_id=ours)
@@ -304,8 +304,8 @@ def test_one_invalid_record_rejects_the_whole_file_by_default(
     assert "nothing was written" in outcome.message
     assert [(i.line, i.field) for i in outcome.issues] == [
         (3, "npi"),
-        (4, "sites[0].state"),
-        (4, "sites[0].zip"),
+        (4, "state"),
+        (4, "zip"),
     ]
     assert "check digit" in outcome.issues[0].message
     assert db.scalar(select(func.count()).select_from(Therapist)) == 0
@@ -411,8 +411,8 @@ def test_credentials_too_long_or_too_many_are_left_out_with_a_warning(
     assert outcome.succeeded, outcome.issues
     assert outcome.counts.therapists_created == 1
     assert [(i.level, i.field) for i in outcome.issues] == [
-        ("warning", "credentials[1]"),
-        ("warning", "credentials[11]"),
+        ("warning", "credentials"),  # one cell of the template
+        ("warning", "credentials"),
     ]
     assert "longer than 20 characters" in outcome.issues[0].message
     assert "more than 10" in outcome.issues[1].message
@@ -465,9 +465,10 @@ def test_an_unknown_zip_is_placed_at_its_city_and_an_unknown_city_too_is_refused
     assert outcome.succeeded, outcome.issues
     assert (outcome.counts.records_imported, outcome.counts.records_invalid) == (1, 1)
     issues = [(i.level, i.line, i.field) for i in outcome.issues]
-    assert issues == [("warning", 2, "sites[0].zip"), ("error", 3, "sites[0].zip")]
-    assert "placed at the centre of the city" in outcome.issues[0].message
-    assert "cannot be placed" in outcome.issues[1].message
+    assert issues == [("warning", 2, "zip"), ("error", 3, "zip")]
+    placed = "line 2: unknown ZIP code 60299; placed at the centre of the city"
+    assert outcome.issues[0].message == placed
+    assert outcome.issues[1].message.startswith("line 3: unknown ZIP code and city")
     location = db.scalars(select(Location)).one()
     evanston = (42.0471, -87.6921)  # the mean of Evanston's six ZIP centroids
     assert (round(location.latitude, 4), round(location.longitude, 4)) == evanston

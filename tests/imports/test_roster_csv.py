@@ -185,6 +185,7 @@ def test_row_maps_every_column() -> None:
                             verified_at=datetime(2025, 3, 14, tzinfo=UTC),
                         )
                     ],
+                    line=2,
                 )
             ],
         ),

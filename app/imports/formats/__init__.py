@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import BinaryIO
 
 from app.imports.encoding import skip_utf8_bom
-from app.imports.records import ImportFileError, Record
+from app.imports.records import INTERNAL_NAMES, FieldNames, ImportFileError, Record
 
 
 class Format(StrEnum):
@@ -38,6 +38,27 @@ def parse(format: Format, stream: BinaryIO) -> Iterator[Record]:
         raise ImportFileError(
             "the file nests JSON arrays or objects too deeply to be read"
         ) from error
+
+
+def field_names(format: Format) -> FieldNames:
+    """How problems found after parsing name a field of this format's records."""
+    if format is Format.QHP:
+        from app.imports.formats import qhp
+
+        return qhp.FIELD_NAMES
+    if format is Format.FHIR:
+        from app.imports.formats import fhir
+
+        return fhir.FIELD_NAMES
+    if format is Format.NPPES:
+        from app.imports.formats import nppes
+
+        return nppes.FIELD_NAMES
+    if format is Format.CSV:
+        from app.imports.formats import roster_csv
+
+        return roster_csv.FIELD_NAMES
+    return INTERNAL_NAMES  # plans.json has no provider records
 
 
 def _parser(format: Format, stream: BinaryIO) -> Iterator[Record]:

@@ -30,6 +30,7 @@ from app.imports.formats.json_stream import (
     read_json_start,
 )
 from app.imports.records import (
+    FieldNames,
     ImportFileError,
     PlanRecord,
     PlanRef,
@@ -130,6 +131,41 @@ WHERE type = 'Organization'
     AND 'Organization/' || id NOT IN (SELECT network FROM plan_network)
 ORDER BY position
 """
+
+
+# validate.py's field names in Plan-Net resources. A name that starts with a
+# resource type stands alone; the others are under "Practitioner/<id>." or, for a
+# site, "Location/<id>.".
+FIELD_NAMES = FieldNames(
+    record={
+        "npi": "identifier",
+        "first_name": "name.given",
+        "middle_name": "name.given",
+        "last_name": "name.family",
+        "name_suffix": "name.suffix",
+        "credentials": "qualification",
+        "languages": "communication",
+        "specialties": "PractitionerRole.specialty",
+        "sites": "PractitionerRole.location",
+    },
+    site={
+        "address_line1": "address.line",
+        "address_line2": "address.line",
+        "city": "address.city",
+        "state": "address.state",
+        "zip": "address.postalCode",
+        "latitude": "position.latitude",
+        "longitude": "position.longitude",
+        "phone": "telecom",
+        "fax": "telecom",
+    },
+    plan={
+        "plan": "PractitionerRole.extension:network-reference",
+        "effective_from": "PractitionerRole.period.start",
+        "effective_to": "PractitionerRole.period.end",
+    },
+    plans=None,
+)
 
 
 def parse_ndjson(stream: BinaryIO) -> Iterator[Record]:
@@ -537,6 +573,7 @@ def _practitioner(
         sites=sites,
         problems=problems,
         warnings=warnings,
+        path=path,
     )
 
 
@@ -749,6 +786,7 @@ def _site(location: dict[str, Any], key: str, problems: list[Problem]) -> SiteRe
         longitude=_coordinate(position, "longitude", key, problems),
         phone=_telecom(location, "phone"),
         fax=_telecom(location, "fax"),
+        path=key,
     )
 
 

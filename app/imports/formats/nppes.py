@@ -13,7 +13,14 @@ from typing import BinaryIO
 
 from app.geocoding import place_address
 from app.imports.formats.csv_rows import CsvRows
-from app.imports.records import ImportFileError, ProviderRecord, Record, SiteRecord, Skipped
+from app.imports.records import (
+    FieldNames,
+    ImportFileError,
+    ProviderRecord,
+    Record,
+    SiteRecord,
+    Skipped,
+)
 
 _TAXONOMY_SLOTS = range(1, 16)
 _PRACTICE = "Provider Business Practice Location Address"
@@ -35,6 +42,32 @@ _POSTAL_CODE = f"{_PRACTICE} Postal Code"
 _COUNTRY = f"{_PRACTICE} Country Code (If outside U.S.)"
 _PHONE = f"{_PRACTICE} Telephone Number"
 _FAX = f"{_PRACTICE} Fax Number"
+
+# validate.py's field names as NPPES columns; a list field is one cell.
+FIELD_NAMES = FieldNames(
+    record={
+        "npi": _NPI,
+        "first_name": _FIRST_NAME,
+        "middle_name": _MIDDLE_NAME,
+        "last_name": _LAST_NAME,
+        "name_suffix": _NAME_SUFFIX,
+        "credentials": _CREDENTIALS,
+        "gender": _GENDER,
+        "specialties": "Healthcare Provider Taxonomy Code",
+        "sites": _LINE1,
+    },
+    site={
+        "address_line1": _LINE1,
+        "address_line2": _LINE2,
+        "city": _CITY,
+        "state": _STATE,
+        "zip": _POSTAL_CODE,
+        "phone": _PHONE,
+        "fax": _FAX,
+    },
+    sites=None,
+    indexed=False,
+)
 
 
 def _taxonomy(slot: int) -> str:

@@ -18,6 +18,7 @@ from app.imports.formats.json_stream import (
     read_json_start,
 )
 from app.imports.records import (
+    FieldNames,
     ImportFileError,
     PlanRecord,
     PlanRef,
@@ -45,6 +46,23 @@ _ACCEPTING: dict[str, bool | None] = {
 }
 _WORD_SEPARATORS = re.compile(r"[\s_-]+")
 _GENDERS = {"male": "male", "female": "female", "other": "other", "m": "male", "f": "female"}
+
+
+# validate.py's field names as providers.json spells them.
+FIELD_NAMES = FieldNames(
+    record={
+        "first_name": "name.first",
+        "middle_name": "name.middle",
+        "last_name": "name.last",
+        "name_suffix": "name.suffix",
+        "specialties": "specialty",
+        "sites": "addresses",
+    },
+    site={"address_line1": "address", "address_line2": "address_2"},
+    plan={"plan": "plan_id", "effective_from": "years", "effective_to": "years"},
+    sites="addresses",
+    plans_per_record=True,
+)
 
 
 def parse_providers(stream: BinaryIO) -> Iterator[Record]:

@@ -16,6 +16,7 @@ from typing import BinaryIO, TypeVar
 
 from app.imports.formats.csv_rows import CsvRows
 from app.imports.records import (
+    FieldNames,
     ImportFileError,
     PlanRecord,
     PlanRef,
@@ -71,6 +72,16 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "state",
     "zip",
     "accepting_new_patients",
+)
+
+# validate.py's field names as the template's columns (mostly the same); a list
+# field is one cell, and a site's problems say which row's line.
+FIELD_NAMES = FieldNames(
+    record={"sites": "address_line1"},
+    site={"name": "location_name"},
+    sites=None,
+    plans=None,
+    indexed=False,
 )
 
 _ADDRESS_COLUMNS = ("address_line1", "address_line2", "city", "state", "zip")
@@ -499,6 +510,7 @@ def _site_record(site: _Site) -> SiteRecord:
         accepting_new_patients=site.values.accepting_new_patients,
         telehealth=site.values.telehealth,
         plans=[plan for plan, _ in site.plans.values()],
+        line=min(site.sources.values()),
     )
 
 
