@@ -103,11 +103,15 @@ class _Checker:
             if required:
                 self.fail(name, "is required")
             return None
+        if has_control_characters(value):
+            # A line break or tab inside a cell (a spreadsheet's "Suite 2⏎Rear") is
+            # layout, not content: each run of white space becomes one space.
+            value = " ".join(value.split())
+            if has_control_characters(value):
+                self.fail(name, "must not contain control characters or unpaired surrogates")
+                return None
         if len(value) > limit:
             self.fail(name, f"is longer than {limit} characters")
-            return None
-        if has_control_characters(value):
-            self.fail(name, "must not contain control characters or unpaired surrogates")
             return None
         return value
 

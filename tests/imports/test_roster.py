@@ -474,3 +474,22 @@ def test_an_unknown_zip_is_placed_at_its_city_and_an_unknown_city_too_is_refused
     assert (round(location.latitude, 4), round(location.longitude, 4)) == evanston
     assert location.geocode_precision is GeocodePrecision.CITY_CENTROID
     assert searchable(client, lat=evanston[0], lon=evanston[1], radius=2) == [make_npi(1)]
+
+
+def test_a_line_break_in_a_cell_is_a_space_and_other_control_characters_refuse(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    broken = row(1, "lakeview", "Silver PPO", plan_type="commercial",
+                 address_line2="Suite 200\r\n\tRear entrance", location_name="Lakeview\nNeuro")
+    control = row(2, "loop", "Silver PPO", plan_type="commercial", last_name="Ng\x07")
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv([broken, control]), payer_id=payer_id,
+        on_error=OnError.SKIP,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.issues
+    # The first row spans lines 2 to 4: the second starts on line 5.
+    assert [(i.level, i.line, i.field) for i in outcome.issues] == [("error", 5, "last_name")]
+    assert "control characters" in outcome.issues[0].message
+    location = db.scalars(select(Location)).one()
+    assert (location.address_line2, location.name) == ("Suite 200 Rear entrance", "Lakeview Neuro")
