@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.imports.formats import fhir
 from app.imports.formats.fhir import parse_bundle, parse_ndjson
 from app.imports.records import (
     ImportFileError,
@@ -384,6 +385,34 @@ def test_an_unknown_accepting_patients_code_is_a_problem() -> None:
             "acceptingPatients code 'maybe' is not one of newpt, nopt, existptonly, existptfam",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepting", "problem"),
+    [
+        ({"valueCode": "newpt"}, True, None),
+        ({"valueString": " NoPt "}, False, None),
+        ({"valueCode": "maybe"}, None, "code 'maybe' is not one of newpt, nopt, existptonly"),
+        ({"valueInteger": 1}, None, "has no code (valueCodeableConcept with one of newpt"),
+    ],
+)
+def test_an_accepting_patients_code_written_bare_is_read(
+    value: dict[str, Any], accepting: bool | None, problem: str | None
+) -> None:
+    extension = {
+        "url": f"{PLAN_NET}StructureDefinition/newpatients",
+        "extension": [{"url": "acceptingPatients", **value}],
+    }
+    record = provider_of(
+        ndjson(as_ndjson(practitioner(), role(extension=(extension,)), location()))
+    )
+    assert [site.accepting_new_patients for site in record.sites] == [accepting]
+    messages = [p.message for p in record.problems]
+    if problem is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert messages[0].startswith(f"acceptingPatients {problem}")
 
 
 def test_the_location_says_when_the_role_does_not() -> None:
@@ -931,3 +960,30 @@ def test_memory_stays_flat_over_a_large_file(
     assert providers == count // 3
     # The resources read would take tens of MB; the records alone about 6 MB.
     assert peak < bound, f"peak traced memory {peak:,} bytes"
+
+
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_a_second_resource_with_the_same_id_is_skipped_and_counted(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fhir, "_BATCH", batch)  # the copies in one batch, or in two
+    later_name = {"name": [{"family": "Later", "given": ["Copy"]}]}
+    records = ndjson(
+        as_ndjson(
+            practitioner(),
+            location(),
+            role(),
+            practitioner(**later_name),
+            location(address={"line": ["9 Oak St"], "city": "Evanston", "state": "IL"}),
+        )
+    )
+    skipped = [(r.index, r.line, r.reason) for r in records if isinstance(r, Skipped)]
+    assert skipped == [
+        (3, 4, "a second Practitioner with the same id (the first in the file is kept)"),
+        (4, 5, "a second Location with the same id (the first in the file is kept)"),
+    ]
+    found = provider_of(records)
+    assert (found.last_name, [site.address_line1 for site in found.sites]) == (
+        "García",
+        ["5 Elm St"],
+    )

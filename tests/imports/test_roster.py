@@ -480,8 +480,14 @@ def test_a_line_break_in_a_cell_is_a_space_and_other_control_characters_refuse(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
     payer_id = add_payer(db, "Lakeshore Health")
-    broken = row(1, "lakeview", "Silver PPO", plan_type="commercial",
-                 address_line2="Suite 200\r\n\tRear entrance", location_name="Lakeview\nNeuro")
+    broken = row(
+        1,
+        "lakeview",
+        "Silver PPO",
+        plan_type="commercial",
+        address_line2="Suite 200\r\n\tRear entrance",
+        location_name="Lakeview\nNeuro",
+    )
     control = row(2, "loop", "Silver PPO", plan_type="commercial", last_name="Ng\x07")
     outcome = import_bytes(
         backend.engine, tmp_path, roster_csv([broken, control]), payer_id=payer_id,

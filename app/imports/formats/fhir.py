@@ -321,6 +321,7 @@ class _ResourceStore:
         self._role_networks: list[tuple[str, str, int]] = []
         self._plans_listing: dict[str, list[str]] = {}
         self._in_file: dict[str, bool] = {}
+        self._duplicates: list[tuple[int, int | None, str]] = []  # position, line, type
         return self
 
     def __exit__(
@@ -380,9 +381,12 @@ class _ResourceStore:
         # In file order, so that of two copies of a resource the first stands.
         try:
             self._db.executemany("INSERT OR IGNORE INTO alias VALUES (?, ?)", self._aliases)
+            stored = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?)", self._resources
             )
+            if self._db.total_changes - stored < len(self._resources):
+                self._note_duplicates()
             self._db.executemany("INSERT INTO plan_network VALUES (?, ?, ?)", self._plan_networks)
             self._db.executemany("INSERT INTO role_network VALUES (?, ?, ?)", self._role_networks)
         except UnicodeEncodeError as error:
@@ -390,8 +394,22 @@ class _ResourceStore:
         for rows in (self._aliases, self._resources, self._plan_networks, self._role_networks):
             rows.clear()
 
+    def _note_duplicates(self) -> None:
+        """The resources of the batch that another of the same type and id came before."""
+        for kind, resource_id, position, line, _, _ in self._resources:
+            (first,) = self._db.execute(
+                "SELECT position FROM resource WHERE type = ? AND id = ?", (kind, resource_id)
+            ).fetchone()
+            if first != position:
+                self._duplicates.append((position, line, kind))
+
     def records(self) -> Iterator[Record]:
         self._store_batch()
+        for position, line, kind in self._duplicates:
+            # Counted and reported, not silently dropped: the file may hold two
+            # versions of a resource, and the one kept may be the older.
+            reason = f"a second {kind} with the same id (the first in the file is kept)"
+            yield Skipped(index=position, line=line, reason=reason)
         self._db.executescript(_AFTER_LOADING)
         for position, line, plan_id, body in self._db.execute(
             "SELECT position, line, id, body FROM resource"
@@ -829,13 +847,20 @@ def _new_patients(resource: dict[str, Any], path: str, problems: list[Problem]) 
                 values.add(part["valueBoolean"])
                 continue
             codes = [code for _, code in _codings(part.get("valueCodeableConcept")) if code]
-            known = [code for code in codes if code in _ACCEPTING_CODES]
+            # The IG's type is CodeableConcept; files also write the bare code.
+            codes += [part[k] for k in ("valueCode", "valueString") if isinstance(part.get(k), str)]
+            known = [code.strip().lower() for code in codes]
+            known = [code for code in known if code in _ACCEPTING_CODES]
             if known:
                 values.add(_ACCEPTING_CODES[known[0]])
             else:
                 known_codes = ", ".join(_ACCEPTING_CODES)
-                found = f"code {codes[0]!r}" if codes else "without a code"
-                message = f"acceptingPatients {found} is not one of {known_codes}"
+                found = (
+                    f"code {codes[0]!r} is not one of {known_codes}"
+                    if codes
+                    else f"has no code (valueCodeableConcept with one of {known_codes})"
+                )
+                message = f"acceptingPatients {found}"
                 problems.append(Problem(f"{path}.extension[{position}]", message))
     return values
 
