@@ -32,11 +32,12 @@ def _zip_index() -> dict[str, ZipPlace]:
 
     index: dict[str, ZipPlace] = {}
     unplaced: list[ZipPlace] = []
-    # A hundredth of the ZIPs at a time (by their first two digits): the package hands
-    # each entry over as a dict of a dozen fields, and all 42,000 at once (`list_all`)
+    # A tenth of the ZIPs at a time (by their first digit): the package hands each
+    # entry over as a dict of a dozen fields, and all 42,000 at once (`list_all`)
     # took ~100 MB for a moment, as much as the rest of an importing process, and
     # about three times as long (the collector walked the dicts again and again).
-    for prefix in (f"{n:02d}" for n in range(100)):
+    # Each call scans the whole table, so a hundredth at a time took 0.7 s.
+    for prefix in map(str, range(10)):
         for entry in zipcodes.similar_to(prefix):  # type: ignore[no-untyped-call]
             try:
                 latitude, longitude = float(entry["lat"]), float(entry["long"])
@@ -71,7 +72,8 @@ def _placed_by_city(
     therapist in the Gulf of Guinea and dragged city centroids hundreds of
     miles: "Kennesaw, GA" lay in the Atlantic, "Indianapolis, IN" 80 miles off.
     """
-    members = _by_city(placed)
+    states = {place.state for place in unplaced}
+    members = _by_city(place for place in placed if place.state in states)
     found = {}
     for place in unplaced:
         near = members.get((city_key(place.city), place.state))
@@ -84,8 +86,12 @@ def _placed_by_city(
 def _by_city(places: Iterable[ZipPlace]) -> dict[tuple[str, str], list[ZipPlace]]:
     """The places grouped by (city_key, state)."""
     members: dict[tuple[str, str], list[ZipPlace]] = defaultdict(list)
+    keys: dict[str, str] = {}  # a city has several ZIPs: its key is worked out once
     for place in places:
-        members[(city_key(place.city), place.state)].append(place)
+        key = keys.get(place.city)
+        if key is None:
+            key = keys[place.city] = city_key(place.city)
+        members[(key, place.state)].append(place)
     return members
 
 

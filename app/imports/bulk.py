@@ -25,10 +25,11 @@ from sqlalchemy import (
     Date,
     Enum,
     Table,
+    func,
     select,
 )
 
-from app.db import UTCDateTime, one_of
+from app.db import UTCDateTime
 
 Converter = Callable[[Any], Any]
 # Keys per look-up statement (each binds its keys as one array; see app.db.one_of).
@@ -101,18 +102,18 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         _insert(connection, table, names, list(zip(*columns, strict=True)))
 
 
-def insert_new(
-    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
-) -> list[int]:
-    """INSERTs rows the table does not hold yet (as `insert_many`); returns their ids in order.
+def insert_new(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """INSERTs rows (as `insert_many`) with ids drawn here; returns the ids in row order.
 
-    `key` names columns that tell the table's rows apart (a unique constraint).
-    PostgreSQL: the ids are drawn from the table's sequence first and copied with
-    the rows, instead of read back by key (an index look-up per row on the server,
-    and its keys sent as an array and its rows returned); the sequence hands each
-    value out once, so writers running meanwhile cannot collide with them.
-    SQLite: the rows get the ids SQLite picks, read back by key (SQLite does not
-    promise which ids those are).
+    The rows go in with their ids instead of being read back by key afterwards
+    (an index look-up per row, and its keys sent as an array and its rows
+    returned: a tenth of a SQLite import's writing time). PostgreSQL: from the
+    table's sequence, which hands each value out once, so writers running
+    meanwhile cannot collide with them. SQLite: the ones after the largest in the
+    table, as SQLite itself would pick them. The caller's transaction must hold
+    SQLite's write lock before this reads the largest (RosterImport begins it
+    IMMEDIATE), so that no other writer takes them meanwhile; one that did would
+    make the INSERT fail on the primary key, never mix rows up.
     """
     if not rows:
         return []
@@ -120,19 +121,12 @@ def insert_new(
     columns = _columns(connection, table, names, rows)
     if connection.dialect.name == "postgresql":
         ids = _next_ids(connection, table, len(rows))
-        _insert(connection, table, ["id", *names], list(zip(ids, *columns, strict=True)))
-        return ids
-    _insert(connection, table, names, list(zip(*columns, strict=True)))
-    key_of = itemgetter(*key)  # the value of a one-column key, else a tuple
-    found: dict[Any, int] = {}
-    for chunk in chunks(sorted({row[key[0]] for row in rows})):
-        for id_, *known in connection.execute(
-            select(table.c.id, *(table.c[name] for name in key)).where(
-                one_of(table.c[key[0]], chunk, connection.dialect.name)
-            )
-        ):
-            found[known[0] if len(key) == 1 else tuple(known)] = id_
-    return [found[key_of(row)] for row in rows]
+    else:
+        largest = connection.execute(select(func.max(table.c.id))).scalar()
+        first = (largest or 0) + 1
+        ids = list(range(first, first + len(rows)))
+    _insert(connection, table, ["id", *names], list(zip(ids, *columns, strict=True)))
+    return ids
 
 
 def _columns(

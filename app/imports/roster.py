@@ -19,6 +19,7 @@ nothing, so importing the same file twice changes nothing the second time.
 """
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -277,6 +278,8 @@ class RosterImport:
         self.session = session
         self.names = names  # how the file names a plan reference, for problems
         self.dialect = session.get_bind().dialect.name
+        if self.dialect == "sqlite":
+            _take_sqlite_write_lock(session)
         self.mode = mode
         self.source = source
         self.today = today or utcnow().date()
@@ -500,7 +503,7 @@ class _Batch:
         # batch's new therapists need no look-ups (a first import has none).
         self.known_therapists = sorted(ids.values())
         if new_rows:
-            new_ids = insert_new(self.session.connection(), table, new_rows, key=("npi",))
+            new_ids = insert_new(self.session.connection(), table, new_rows)
             ids.update((row["npi"], id_) for row, id_ in zip(new_rows, new_ids, strict=True))
             self.changed.update(new_ids)
             self.created = {row["npi"]: row for row in new_rows}
@@ -650,7 +653,7 @@ class _Batch:
             )
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
-            new_ids = insert_new(self.session.connection(), table, new_rows, key=("address_key",))
+            new_ids = insert_new(self.session.connection(), table, new_rows)
             ids.update(
                 (row["address_key"], id_) for row, id_ in zip(new_rows, new_ids, strict=True)
             )
@@ -722,9 +725,7 @@ class _Batch:
         ids = {pair: row.id for pair, row in existing.items()}
         self.known_practices = sorted(ids.values())
         if new_rows:
-            new_ids = insert_new(
-                self.session.connection(), table, new_rows, key=("therapist_id", "location_id")
-            )
+            new_ids = insert_new(self.session.connection(), table, new_rows)
             for row, practice_id in zip(new_rows, new_ids, strict=True):
                 ids[(row["therapist_id"], row["location_id"])] = practice_id
                 self.changed.add(row["therapist_id"])
@@ -868,7 +869,21 @@ class _Batch:
                     )
                 )
         insert_many(self.session.connection(), _table(SearchPractice), rows)
-        geo.index_new_rows(self.session, [therapist_ids[npi] for npi in self.created])
+        geo.index_rows(self.session, rows)
+
+
+def _take_sqlite_write_lock(session: Session) -> None:
+    """Begins the session's transaction IMMEDIATE: SQLite's write lock is held from here.
+
+    New rows take the ids after the largest in their table (bulk.insert_new);
+    holding the lock before reading it keeps other writers from taking them
+    meanwhile. The import would hold the lock from its first batch anyway (SQLite
+    has one writer at a time); API writes wait for it (busy_timeout) or fail.
+    """
+    driver = session.connection().connection.dbapi_connection
+    assert isinstance(driver, sqlite3.Connection)
+    if not driver.in_transaction:
+        driver.execute("BEGIN IMMEDIATE")
 
 
 def _table(model: type[Base]) -> Table:

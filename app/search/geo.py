@@ -9,7 +9,7 @@ The spatial index (PostGIS GiST on `search_practices.geog`, SQLite R*Tree
 the chord or on latitude/longitude.
 
 On SQLite the writers of the projection fill the R*Tree themselves, through
-`index_new_rows()`, after each INSERT into it: a trigger per row cost about three
+`index_new_rows()` or `index_rows()`, after each INSERT into it: a trigger per row cost about three
 times as much (see migration 0005). Updates and deletes still follow by trigger.
 """
 
@@ -83,6 +83,25 @@ def index_new_rows(session: Session, therapist_ids: Sequence[int] | None = None)
         rows = rows.where(one_of(SearchPractice.therapist_id, therapist_ids, "sqlite"))
     session.execute(
         insert(_rtree).from_select(["id", "min_lat", "max_lat", "min_lon", "max_lon"], rows)
+    )
+
+
+def index_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Adds projection rows just inserted to the R*Tree, from the values written.
+
+    As `index_new_rows`, in key order, without reading the rows back: a bulk
+    writer holding them (a roster import) spares a look-up per row.
+    """
+    if session.get_bind().dialect.name == "postgresql" or not rows:
+        return
+    boxes = sorted(
+        (row["id"], row["latitude"], row["latitude"], row["longitude"], row["longitude"])
+        for row in rows
+    )
+    session.connection().exec_driver_sql(
+        f"INSERT INTO {_rtree.name} (id, min_lat, max_lat, min_lon, max_lon) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?)",
+        boxes,
     )
 
 
