@@ -248,7 +248,7 @@ def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site |
     facility_type = record.facility_type.strip().lower() if record.facility_type else None
     if facility_type is not None and facility_type not in _FACILITY_TYPES:
         check.fail(f"{name}.facility_type", f"must be one of {', '.join(sorted(_FACILITY_TYPES))}")
-    position = _position(check, name, record, zip_code, state)
+    position = _position(check, name, record, zip_code, city, state)
     plans = [_plan_ref(check, f"{name}.plans[{i}]", ref) for i, ref in enumerate(record.plans)]
     listed: set[str] = set()
     for index, ref in enumerate(plans):
@@ -288,7 +288,12 @@ def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site |
 
 
 def _position(
-    check: _Checker, name: str, record: SiteRecord, zip_code: str | None, state: str | None
+    check: _Checker,
+    name: str,
+    record: SiteRecord,
+    zip_code: str | None,
+    city: str | None,
+    state: str | None,
 ) -> tuple[float, float, GeocodePrecision] | None:
     latitude, longitude = record.latitude, record.longitude
     if (latitude is None) != (longitude is None):
@@ -303,9 +308,9 @@ def _position(
             check.fail(f"{name}.longitude", "must be between -180 and 180")
             return None
         return latitude, longitude, GeocodePrecision.PROVIDED
-    if zip_code is None or not record.city or not state:
+    if zip_code is None or city is None or state is None:
         return None  # each missing one was reported
-    place = place_address(zip_code, record.city, state)
+    place = place_address(zip_code, city, state)
     if place is None:
         check.fail(f"{name}.zip", UNPLACEABLE)
         return None
