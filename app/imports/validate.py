@@ -9,6 +9,7 @@ without a fax is still useful, one with a wrong fax is not.
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from app.fields import (
     has_control_characters,
@@ -249,7 +250,7 @@ def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site |
     if facility_type is not None and facility_type not in _FACILITY_TYPES:
         check.fail(f"{name}.facility_type", f"must be one of {', '.join(sorted(_FACILITY_TYPES))}")
     position = _position(check, name, record, zip_code, city, state)
-    plans = [_plan_ref(check, f"{name}.plans[{i}]", ref) for i, ref in enumerate(record.plans)]
+    plans = [_plan_ref(check, name, i, ref) for i, ref in enumerate(record.plans)]
     listed: set[str] = set()
     for index, ref in enumerate(plans):
         if ref is not None and ref.key in listed:
@@ -346,29 +347,33 @@ def _credentials(check: _Checker, values: list[str]) -> list[str]:
     return kept
 
 
-def _plan_ref(check: _Checker, name: str, ref: PlanRef) -> PlanRef | None:
+def _plan_ref(check: _Checker, site: str, index: int, ref: PlanRef) -> PlanRef | None:
     key = ref.key.strip() if ref.key else ""
     if not key:
-        check.fail(f"{name}.plan", "is required")
+        check.fail(f"{site}.plans[{index}].plan", "is required")
         return None
     if len(key) > 200:
-        check.fail(f"{name}.plan", "is longer than 200 characters")
+        check.fail(f"{site}.plans[{index}].plan", "is longer than 200 characters")
         return None
     tier = ref.network_tier.strip() if ref.network_tier else None
     if tier and len(tier) > 60:
-        check.fail(f"{name}.network_tier", "is longer than 60 characters")
+        check.fail(f"{site}.plans[{index}].network_tier", "is longer than 60 characters")
         return None
     start, end = ref.effective_from, ref.effective_to
     if start is not None and end is not None and end < start:
-        check.fail(f"{name}.effective_to", "is before effective_from")
+        check.fail(f"{site}.plans[{index}].effective_to", "is before effective_from")
         return None
-    return PlanRef(
-        key=key.upper() if is_hios_shaped(key.upper()) else key,
-        network_tier=tier or None,
-        effective_from=start,
-        effective_to=end,
-        verified_at=ref.verified_at,
-    )
+    key, tier = _plan_key(key), tier or None
+    if key == ref.key and tier == ref.network_tier:
+        return ref  # as nearly every file writes them: nothing to normalise
+    return PlanRef(key, tier, start, end, ref.verified_at)
+
+
+@lru_cache(maxsize=4096)  # a roster names the same few plans on every record
+def _plan_key(key: str) -> str:
+    """A HIOS plan id in capitals, as plans store it; any other key as written."""
+    upper = key.upper()
+    return upper if is_hios_shaped(upper) else key
 
 
 _SITE_FIELD = re.compile(r"sites\[(\d+)\]\.(?:plans\[(\d+)\](?:\.(\w+))?|(\w+))$")
