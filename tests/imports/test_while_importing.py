@@ -1,6 +1,7 @@
 """What an import changes for its own sake (collector, page cache) lasts only while it runs."""
 
 import gc
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.imports import service
+from app.imports.roster import Mode, RosterImport
+from app.therapists.models import Source
 from tests.conftest import Backend
 from tests.imports.helpers import import_bytes, roster_csv, row
 
@@ -47,3 +50,21 @@ def test_the_sqlite_page_cache_is_the_connections_own_again_after_an_import(
     # The import's connection, back in the pool, has SQLite's default cache (2 MB) again.
     ((size,),) = drivers[0].execute("PRAGMA cache_size").fetchall()
     assert size == -2000
+
+
+def test_a_sqlite_import_holds_the_write_lock_from_its_start(backend: Backend) -> None:
+    """New rows take the ids after the largest in their table (bulk.insert_new): no
+    other writer may come in between, so the lock is taken before anything is read."""
+    if backend.name != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    other = sqlite3.connect(backend.engine.url.database or "", timeout=0)
+    try:
+        with Session(backend.engine) as session:
+            RosterImport(session, payer_id=None, mode=Mode.MERGE, source=Source.NPPES)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            session.rollback()
+        other.execute("BEGIN IMMEDIATE")  # free again once the import's transaction ends
+        other.rollback()
+    finally:
+        other.close()
