@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.imports.formats import json_stream
 from app.imports.formats.qhp import parse_plans, parse_providers
 from app.imports.records import (
     ImportFileError,
@@ -19,6 +20,7 @@ from app.imports.records import (
     SiteRecord,
     Skipped,
 )
+from tests.factories import make_npi
 from tests.imports import parser_helpers
 from tests.imports.parser_helpers import count_and_peak_memory, read, refusal
 
@@ -65,9 +67,10 @@ def one_provider(**fields: Any) -> ProviderRecord:
 
 def test_cms_sample_providers_are_all_skipped_with_their_reason() -> None:
     assert providers(fixture("providers.json")) == [
-        Skipped(index=0, line=None, reason="no physical-therapy specialty (Dermatology, Oncology)"),
-        Skipped(index=1, line=None, reason="no physical-therapy specialty (Ophthalmology)"),
-        Skipped(index=2, line=None, reason="a facility, not an individual provider"),
+        # Each with the line its object starts on (`grep -n '^    {'`).
+        Skipped(index=0, line=2, reason="no physical-therapy specialty (Dermatology, Oncology)"),
+        Skipped(index=1, line=50, reason="no physical-therapy specialty (Ophthalmology)"),
+        Skipped(index=2, line=103, reason="a facility, not an individual provider"),
     ]
 
 
@@ -76,13 +79,15 @@ def test_cms_sample_plans_become_marketplace_plans_keyed_by_hios_id() -> None:
     assert plans(fixture("plans.json")) == [
         PlanRecord(
             index=index,
-            line=None,
+            line=line,
             key=hios_id,
             name=f"Vandelay Insurance {metal} Health Plan",
             plan_type="marketplace",
             hios_plan_id=hios_id,
         )
-        for index, (hios_id, metal) in enumerate(metals.items())
+        for index, ((hios_id, metal), line) in enumerate(
+            zip(metals.items(), (2, 62, 101), strict=True)
+        )
     ]
 
 
@@ -107,7 +112,7 @@ def test_neurology_pt_with_two_addresses_maps_every_field() -> None:
     )
     assert record == ProviderRecord(
         index=0,
-        line=None,
+        line=2,
         npi="1234567893",
         first_name="Ana",
         middle_name="María",
@@ -186,11 +191,9 @@ def test_assistant_not_accepting_with_unknown_gender() -> None:
 def test_neurologist_and_facility_are_skipped() -> None:
     records = providers(fixture("physical_therapists.json"))
     assert records[2] == Skipped(
-        index=2, line=None, reason="no physical-therapy specialty (Neurology)"
+        index=2, line=86, reason="no physical-therapy specialty (Neurology)"
     )
-    assert records[3] == Skipped(
-        index=3, line=None, reason="a facility, not an individual provider"
-    )
+    assert records[3] == Skipped(index=3, line=99, reason="a facility, not an individual provider")
 
 
 def test_what_the_mapping_cannot_read_becomes_problems() -> None:
@@ -317,7 +320,7 @@ def test_an_address_that_is_not_an_object_is_a_problem() -> None:
     ],
 )
 def test_skip_reasons(fields: dict[str, Any], reason: str) -> None:
-    assert one(**fields) == Skipped(index=0, line=None, reason=reason)
+    assert one(**fields) == Skipped(index=0, line=1, reason=reason)
 
 
 def test_lower_case_individual_is_an_individual() -> None:
@@ -392,7 +395,7 @@ def test_an_element_that_is_not_an_object_is_a_problem_record() -> None:
     records = providers(json.dumps([provider(), 42]).encode())
     assert records[1] == ProviderRecord(
         index=1,
-        line=None,
+        line=1,
         npi=None,
         first_name=None,
         last_name=None,
@@ -413,10 +416,10 @@ def test_plans_json_problems() -> None:
         ]
     ).encode()
     assert plans(data) == [
-        PlanRecord(0, None, "12345IL0010001", "Gold", "marketplace", "12345IL0010001"),
+        PlanRecord(0, 1, "12345IL0010001", "Gold", "marketplace", "12345IL0010001"),
         PlanRecord(
             1,
-            None,
+            1,  # all on one line
             "",
             "Gold",
             "marketplace",
@@ -430,7 +433,7 @@ def test_plans_json_problems() -> None:
         ),
         PlanRecord(
             2,
-            None,
+            1,
             "",
             "Silver",
             "marketplace",
@@ -562,3 +565,27 @@ def test_memory_stays_flat_over_a_large_file(tmp_path: Path) -> None:
     assert seen == count  # every element a provider record
     # Holding the records would take about 16 MB (1.6 kB each, measured).
     assert peak < bound, f"peak traced memory {peak:,} bytes"
+
+
+@pytest.mark.parametrize("short_first", [True, False])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_each_record_carries_the_line_it_starts_on(
+    newline: str, short_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(json_stream, "_ARRAY_CHUNK", 100)  # elements cut by chunks
+    elements = [
+        json.dumps(provider(npi=make_npi(number)), indent=None if number % 3 else 2)
+        for number in range(12)
+    ]
+    if short_first:  # decoded whole from the first chunk; a number there may be cut
+        elements = ["7", "{}", *elements]
+    # Every offset of the chunk boundaries against the "[" and the first elements.
+    for lead in range(250):
+        pieces, starts = [" " * (lead % 2) + newline * (lead // 2) + "["], []
+        for number, text in enumerate(elements):
+            pieces.append(("," if number else "") + newline * (number % 2))
+            starts.append("".join(pieces).count("\n") + 1)  # counted here, independently
+            pieces.append(text.replace("\n", newline))
+        data = ("\ufeff" + "".join(pieces) + newline + "]" + newline).encode()
+        lines = [(record.index, record.line) for record in providers(data)]
+        assert lines == list(enumerate(starts)), lead

@@ -104,15 +104,20 @@ def json_file_error(error: Exception, stream: BinaryIO, *, where: str) -> Import
     return ImportFileError(f"the file is not valid JSON {where}: {reason}")
 
 
-def array_items(stream: BinaryIO) -> Iterator[Any]:
-    """The elements of the JSON array the stream holds, in order; it must start with '['.
+def array_items(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+    """(line, element) for each element of the JSON array the stream holds, in order;
+    it must start with '['. `line` is the 1-based line the element starts on,
+    counting from the stream's position.
 
     Refuses the file as ijson would: the same messages, "at record N" naming
     the element reached.
     """
     chunks = _TextChunks(stream)
     buffer, position = "", 0
+    # Line breaks are counted once each: `line` is the line of `counted` in the buffer.
+    line, counted = 1, 0
     while position == len(buffer):
+        line += buffer.count("\n")
         buffer = chunks.read()
         if not buffer:
             raise ImportFileError("the file is empty")
@@ -130,6 +135,7 @@ def array_items(stream: BinaryIO) -> Iterator[Any]:
         if (space := _WHITESPACE_RUN.match(buffer, position)) is not None:
             position = space.end()
         if len(buffer) - position < _NEAR_THE_END and not chunks.done:
+            line, counted = line + buffer.count("\n", counted, kept), 0
             buffer, position, kept = buffer[kept:] + chunks.read(), position - kept, 0
             continue
         if position == len(buffer):
@@ -151,13 +157,16 @@ def array_items(stream: BinaryIO) -> Iterator[Any]:
             if chunks.done or not _maybe_cut(error, len(buffer)):
                 reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
                 raise _refusal(stream, chunks, buffer[kept:], index, reason) from error
+            line, counted = line + buffer.count("\n", counted, kept), 0
             buffer, position, kept = buffer[kept:] + chunks.read(), position - kept, 0
             continue
         if end > len(buffer) - _NEAR_THE_END and not chunks.done:
             # The chunk may cut a number short ("1.5|e3" decodes as 1.5): read on.
+            line, counted = line + buffer.count("\n", counted, kept), 0
             buffer, position, kept = buffer[kept:] + chunks.read(), position - kept, 0
             continue
-        yield item
+        line, counted = line + buffer.count("\n", counted, position), position
+        yield line, item
         kept, kept_length, position, after_item = position, end - position, end, True
         index += 1
     rest = buffer[position + 1 :]

@@ -67,24 +67,24 @@ FIELD_NAMES = FieldNames(
 
 def parse_providers(stream: BinaryIO) -> Iterator[Record]:
     """One record per element of a providers.json array: individuals, facilities skipped."""
-    for index, item in _array_items(stream, PROVIDERS_EXPECTED):
+    for index, (line, item) in _array_items(stream, PROVIDERS_EXPECTED):
         if index == 0 and _looks_like_plan(item):
             raise ImportFileError(
                 f"expected {PROVIDERS_EXPECTED}, found plan objects (this looks like plans.json)"
             )
-        yield _provider(index, item)
+        yield _provider(index, line, item)
 
 
 def parse_plans(stream: BinaryIO) -> Iterator[PlanRecord]:
     """One PlanRecord per element of a plans.json array."""
-    for index, item in _array_items(stream, PLANS_EXPECTED):
+    for index, (line, item) in _array_items(stream, PLANS_EXPECTED):
         if index == 0 and _looks_like_provider(item):
             found = "found provider objects (this looks like providers.json)"
             raise ImportFileError(f"expected {PLANS_EXPECTED}, {found}")
-        yield _plan(index, item)
+        yield _plan(index, line, item)
 
 
-def _array_items(stream: BinaryIO, expected: str) -> Iterator[tuple[int, Any]]:
+def _array_items(stream: BinaryIO, expected: str) -> Iterator[tuple[int, tuple[int, Any]]]:
     first, head = read_json_start(stream)
     if first != b"[":
         raise ImportFileError(f"expected {expected}, found {describe_json_start(first, head)}")
@@ -99,21 +99,21 @@ def _looks_like_provider(item: Any) -> bool:
     return isinstance(item, dict) and "plan_id" not in item and bool({"npi", "type"} & item.keys())
 
 
-def _provider(index: int, item: Any) -> Record:
+def _provider(index: int, line: int, item: Any) -> Record:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     if not isinstance(item, dict):
         problems.append(Problem("", f"expected a provider object, found {json_kind(item)}"))
         return ProviderRecord(
-            index=index, line=None, npi=None, first_name=None, last_name=None, problems=problems
+            index=index, line=line, npi=None, first_name=None, last_name=None, problems=problems
         )
     kind = _text(item, "type", "", problems)
     if kind is None or kind.upper() != "INDIVIDUAL":
-        return Skipped(index=index, line=None, reason=_not_individual(kind))
+        return Skipped(index=index, line=line, reason=_not_individual(kind))
     specialties, unmapped = _specialties(item, problems)
     if not specialties and not problems:
         listed = ", ".join(text for _, text in unmapped) or "none listed"
-        return Skipped(index=index, line=None, reason=f"no physical-therapy specialty ({listed})")
+        return Skipped(index=index, line=line, reason=f"no physical-therapy specialty ({listed})")
     warnings.extend(
         Problem(path, f"specialty {text!r} is not a physical-therapy specialty; kept out")
         for path, text in unmapped
@@ -122,7 +122,7 @@ def _provider(index: int, item: Any) -> Record:
     plans = _plan_refs(item, problems, warnings)
     return ProviderRecord(
         index=index,
-        line=None,
+        line=line,
         npi=_text(item, "npi", "", problems),
         first_name=_text(name, "first", "name.", problems),
         middle_name=_text(name, "middle", "name.", problems),
@@ -398,13 +398,13 @@ def _start_of_day(text: str) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _plan(index: int, item: Any) -> PlanRecord:
+def _plan(index: int, line: int, item: Any) -> PlanRecord:
     problems: list[Problem] = []
     if not isinstance(item, dict):
         problems.append(Problem("", f"expected a plan object, found {json_kind(item)}"))
         return PlanRecord(
             index=index,
-            line=None,
+            line=line,
             key="",
             name=None,
             plan_type=None,
@@ -414,7 +414,7 @@ def _plan(index: int, item: Any) -> PlanRecord:
     key = _plan_id(item, "", problems) or ""
     return PlanRecord(
         index=index,
-        line=None,
+        line=line,
         key=key,
         name=_text(item, "marketing_name", "", problems),
         plan_type="marketplace",  # QHPs are, by definition, sold on the Marketplace
