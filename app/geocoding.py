@@ -26,6 +26,12 @@ class ZipPlace:
     area_codes: tuple[str, ...]
 
 
+# APO, FPO and DPO addresses (Armed Forces Americas, Europe, Pacific) name a
+# military post office, not a place: the package puts the Pacific ones in Alaska
+# or the North Sea. No such ZIP or "city" is on the map.
+MILITARY_STATES = frozenset({"AA", "AE", "AP"})
+
+
 @cache
 def _zip_index() -> dict[str, ZipPlace]:
     import zipcodes
@@ -39,6 +45,8 @@ def _zip_index() -> dict[str, ZipPlace]:
     # A tenth at a time takes as long, and 9 MB more.
     for prefix in (f"{n:02d}" for n in range(100)):
         for entry in zipcodes.similar_to(prefix):  # type: ignore[no-untyped-call]
+            if entry["state"] in MILITARY_STATES:
+                continue
             try:
                 latitude, longitude = float(entry["lat"]), float(entry["long"])
             except (TypeError, ValueError):

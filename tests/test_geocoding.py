@@ -5,7 +5,7 @@ import math
 import pytest
 import zipcodes
 
-from app.geocoding import all_zip_places, city_centroid, zip_centroid
+from app.geocoding import all_zip_places, city_centroid, place_address, zip_centroid
 
 
 def _miles(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -19,10 +19,28 @@ def test_the_index_holds_every_zip_the_package_places() -> None:
         entry["zip_code"]: (float(entry["lat"]), float(entry["long"]))
         for entry in zipcodes.list_all()
         if entry["lat"] and entry["long"] and (float(entry["lat"]), float(entry["long"])) != (0, 0)
-    }
+        and entry["state"] not in ("AA", "AE", "AP")
+    }  # fmt: skip
     indexed = {place.zip: (place.latitude, place.longitude) for place in all_zip_places()}
     assert {zip_code: indexed[zip_code] for zip_code in placed} == placed
     assert len(indexed) > 40_000
+
+
+@pytest.mark.parametrize(
+    ("zip_code", "city", "state"),
+    [
+        ("96349", "FPO", "AP"),  # the package: in Alaska
+        ("96515", "DPO", "AP"),  # the package: in the North Sea
+        ("09001", "APO", "AE"),
+        ("34002", "APO", "AA"),
+    ],
+)
+def test_a_military_post_office_is_no_place(zip_code: str, city: str, state: str) -> None:
+    # The package puts the Pacific ones in Alaska or the North Sea.
+    assert zip_centroid(zip_code) is None
+    assert city_centroid(city, state) is None
+    assert place_address(zip_code, city, state) is None
+    assert not [p.zip for p in all_zip_places() if p.state in ("AA", "AE", "AP")]
 
 
 def test_no_zip_is_placed_at_zero_zero() -> None:

@@ -255,6 +255,14 @@ def test_physical_therapy_assistant_is_a_provider() -> None:
             },
             "practice address cannot be placed (unknown ZIP code and city)",
         ),
+        (
+            {
+                "Provider Business Practice Location Address City Name": "FPO",
+                "Provider Business Practice Location Address State Name": "AP",
+                "Provider Business Practice Location Address Postal Code": "963490001",
+            },
+            "practice address cannot be placed (unknown ZIP code and city)",
+        ),
     ],
 )
 def test_rows_outside_the_directory_are_skipped_with_a_reason(
@@ -267,6 +275,11 @@ def test_an_unknown_zip_in_a_known_city_is_a_provider() -> None:
     # 06198 is no ZIP the offline table knows; the import places the site at Hartford.
     column = "Provider Business Practice Location Address Postal Code"
     assert only_provider(nppes_bytes(pt(**{column: "06198"}))).sites[0].zip == "06198"
+
+
+def test_a_state_that_is_not_a_code_is_left_to_validation_not_skipped() -> None:
+    column = "Provider Business Practice Location Address State Name"
+    assert only_provider(nppes_bytes(pt(**{column: "Connecticut"}))).sites[0].state == "Connecticut"
 
 
 def test_deactivated_npi_with_empty_entity_type_is_skipped_as_deactivated() -> None:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import BinaryIO
 
+from app.fields import normalise_state
 from app.geocoding import place_address
 from app.imports.formats.csv_rows import CsvRows
 from app.imports.records import (
@@ -225,7 +226,7 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
         phone=_cell(cells, at.phone),
         fax=_cell(cells, at.fax),
     )
-    if site.zip and site.city and site.state and not _can_place(site.zip, site.city, site.state):
+    if site.zip and site.city and _is_state(site.state) and not _can_place(*_where(site)):
         # Mostly military APO/FPO addresses. The file cannot be corrected by whoever
         # imports it, and a site off the map is no practice a search can find.
         return Skipped(index=index, line=line, reason=UNPLACED)
@@ -248,9 +249,21 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
 UNPLACED = "practice address cannot be placed (unknown ZIP code and city)"
 
 
+def _is_state(state: str | None) -> bool:
+    """A state code validation will take; another is refused there, not skipped here."""
+    try:
+        return state is not None and bool(normalise_state(state))
+    except ValueError:
+        return False
+
+
+def _where(site: SiteRecord) -> tuple[str, str, str]:
+    return site.zip or "", site.city or "", (site.state or "").strip().upper()
+
+
 @lru_cache(maxsize=4096)
 def _can_place(zip_code: str, city: str, state: str) -> bool:
-    return place_address(zip_code, city, state.upper()) is not None
+    return place_address(zip_code, city, state) is not None
 
 
 def _is_deactivated(deactivated: str, reactivated: str | None) -> bool:
