@@ -101,6 +101,9 @@ class FieldNames:
     plans_per_record: bool = False
     # False where a list is one cell ("neurology; vestibular"): no "[i]".
     indexed: bool = True
+    # A plan the file declares (PlanRecord): "key", "name", "plan_id", "plan_type"
+    # as the format names them; None: "plan.<field>".
+    declared: Mapping[str, str] | None = None
 
     def of_record(self, name: str, path: str | None = None) -> str:
         """ "first_name", "specialties[2]" as the format names them. A name that
@@ -121,6 +124,11 @@ class FieldNames:
 
     def of_site(self, prefix: str, name: str) -> str:
         return prefix + self.site.get(name, name)
+
+    def of_declared(self, name: str) -> str:
+        if self.declared is None:
+            return f"plan.{name}"
+        return self.declared.get(name, name)
 
     def of_plan(self, site_prefix: str, index: int, name: str) -> str:
         mapped = self.plan.get(name, name)

@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
+from app.fields import has_control_characters
 from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
 from app.imports.validate import Provider, Site
@@ -174,6 +175,9 @@ class PlanCatalogue:
             problems.append(Problem("key", "is required"))
         if not name or len(name) > 200:
             problems.append(Problem("name", "is required and at most 200 characters"))
+        elif has_control_characters(name) or has_control_characters(record.key or ""):
+            field = "name" if has_control_characters(name) else "key"
+            problems.append(Problem(field, "must not contain control characters"))
         if hios is not None and not is_hios_shaped(hios):
             problems.append(Problem("plan_id", "a HIOS plan id is 5 digits, 2 letters, 7 digits"))
         try:

@@ -100,7 +100,6 @@ class _Report:
         level: IssueLevel,
         problems: Iterable[Problem],
         where: tuple[int | None, int | None],
-        prefix: str = "",
     ) -> None:
         line, index = where
         for problem in problems:
@@ -109,8 +108,9 @@ class _Report:
             else:
                 self.warnings += 1
             if len(self.issues) < MAX_STORED_ISSUES:
-                name = f"{prefix}{problem.field}" if problem.field else prefix.rstrip(".") or None
-                self.issues.append(Issue(level, line, index, name, problem.message))
+                self.issues.append(
+                    Issue(level, line, index, problem.field or None, problem.message)
+                )
 
 
 def run_import(
@@ -250,11 +250,12 @@ def _feed(
             counts.records_skipped += 1
             report.skipped[item.reason.split(" (")[0]] += 1
         elif isinstance(item, PlanRecord):
-            problems = item.problems or roster.plans.declare(item)
+            # The parser names its problems as the file does; declaring names its own.
+            problems = item.problems or _as_declared(roster, roster.plans.declare(item))
             _note_plan_warnings(roster, report, where)
             if problems:
                 counts.records_invalid += 1
-                report.note(IssueLevel.ERROR, problems, where, prefix="plan.")
+                report.note(IssueLevel.ERROR, problems, where)
                 _refused(roster, request)
         else:
             checked = item.checked
@@ -280,8 +281,13 @@ def _note_plan_warnings(
     roster: RosterImport, report: _Report, where: tuple[int | None, int | None]
 ) -> None:
     if roster.plans.warnings:
-        report.note(IssueLevel.WARNING, roster.plans.warnings, where, prefix="plan.")
+        report.note(IssueLevel.WARNING, _as_declared(roster, roster.plans.warnings), where)
         roster.plans.warnings.clear()
+
+
+def _as_declared(roster: RosterImport, problems: list[Problem]) -> list[Problem]:
+    """Problems of a plan declaration ("name", "plan_id"), named as the file names them."""
+    return [Problem(roster.names.of_declared(p.field), p.message) for p in problems]
 
 
 def _refused(roster: RosterImport, request: ImportRequest) -> None:

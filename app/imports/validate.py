@@ -105,9 +105,7 @@ class _Checker:
                 self.fail(name, "is required")
             return None
         if has_control_characters(value):
-            # A line break or tab inside a cell (a spreadsheet's "Suite 2⏎Rear") is
-            # layout, not content: each run of white space becomes one space.
-            value = " ".join(value.split())
+            value = _without_layout(value)
             if has_control_characters(value):
                 self.fail(name, "must not contain control characters or unpaired surrogates")
                 return None
@@ -146,6 +144,16 @@ class _Checker:
             elif value not in found:
                 found.append(value)
         return found
+
+
+# Line breaks and tabs, with the spaces around them.
+_LAYOUT = re.compile(r"[ ]*[\t\r\n][ \t\r\n]*")
+
+
+def _without_layout(value: str) -> str:
+    """A line break or tab inside a cell (a spreadsheet's "Suite 2⏎Rear") is layout,
+    not content: each becomes one space. Other control characters stay, to be refused."""
+    return _LAYOUT.sub(" ", value).strip()
 
 
 def check_provider(
@@ -332,6 +340,8 @@ def _credentials(check: _Checker, values: list[str]) -> list[str]:
     kept: list[str] = []
     for index, raw in enumerate(values):
         value = raw.strip() if raw else ""
+        if has_control_characters(value):
+            value = _without_layout(value)
         name = f"credentials[{index}]"
         if not value or value in kept:
             continue
@@ -355,7 +365,15 @@ def _plan_ref(check: _Checker, site: str, index: int, ref: PlanRef) -> PlanRef |
     if len(key) > 200:
         check.fail(f"{site}.plans[{index}].plan", "is longer than 200 characters")
         return None
+    if has_control_characters(key):
+        check.fail(f"{site}.plans[{index}].plan", "must not contain control characters")
+        return None
     tier = ref.network_tier.strip() if ref.network_tier else None
+    if tier and has_control_characters(tier):
+        tier = _without_layout(tier)
+        if has_control_characters(tier):
+            check.fail(f"{site}.plans[{index}].network_tier", "must not contain control characters")
+            return None
     if tier and len(tier) > 60:
         check.fail(f"{site}.plans[{index}].network_tier", "is longer than 60 characters")
         return None

@@ -72,7 +72,7 @@ def test_plans_sharing_a_marketing_name_stay_apart_with_a_warning(
         (f"Gold PPO ({GOLD_WI})", GOLD_WI),
     ]
     [warning] = [issue for issue in first.issues if issue.level == "warning"]
-    assert (warning.record_index, warning.field) == (1, "plan.name")
+    assert (warning.record_index, warning.field) == (1, "marketing_name")  # as plans.json
     assert GOLD_IL in warning.message
     assert GOLD_WI in warning.message
     # Each therapist is in the plan the file put them in.

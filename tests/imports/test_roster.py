@@ -488,14 +488,28 @@ def test_a_line_break_in_a_cell_is_a_space_and_other_control_characters_refuse(
         address_line2="Suite 200\r\n\tRear entrance",
         location_name="Lakeview\nNeuro",
     )
-    control = row(2, "loop", "Silver PPO", plan_type="commercial", last_name="Ng\x07")
+    refused = [
+        row(2, "loop", "Silver PPO", plan_type="commercial", last_name="Ng\x07"),
+        row(3, "loop", "Silver PPO", plan_type="commercial", last_name="Kim\x0cLee"),
+        row(4, "loop", "Silver PPO", plan_type="commercial", address_line1="1 W Main\x1fSt"),
+        row(5, "loop", "Silver PPO", plan_type="commercial", network_tier="pref\x01erred"),
+        row(6, "loop", "Bad\x02Plan", plan_type="commercial"),
+    ]
     outcome = import_bytes(
-        backend.engine, tmp_path, roster_csv([broken, control]), payer_id=payer_id,
+        backend.engine, tmp_path, roster_csv([broken, *refused]), payer_id=payer_id,
         on_error=OnError.SKIP,
     )  # fmt: skip
     assert outcome.succeeded, outcome.issues
-    # The first row spans lines 2 to 4: the second starts on line 5.
-    assert [(i.level, i.line, i.field) for i in outcome.issues] == [("error", 5, "last_name")]
-    assert "control characters" in outcome.issues[0].message
+    # The first row spans lines 2 to 4: the others start on lines 5 to 9.
+    assert [(i.level, i.line, i.field) for i in outcome.issues] == [
+        ("error", 5, "last_name"),
+        ("error", 6, "last_name"),
+        ("error", 7, "address_line1"),
+        ("error", 8, "network_tier"),
+        ("error", 9, "plan"),  # declaring the plan
+        ("error", 9, "plan"),  # the row that names it
+    ]
+    assert all("control characters" in issue.message for issue in outcome.issues[:-1])
+    assert outcome.counts.records_imported == 1
     location = db.scalars(select(Location)).one()
     assert (location.address_line2, location.name) == ("Suite 200 Rear entrance", "Lakeview Neuro")

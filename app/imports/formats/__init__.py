@@ -42,7 +42,7 @@ def parse(format: Format, stream: BinaryIO) -> Iterator[Record]:
 
 def field_names(format: Format) -> FieldNames:
     """How problems found after parsing name a field of this format's records."""
-    if format is Format.QHP:
+    if format in (Format.QHP, Format.QHP_PLANS):
         from app.imports.formats import qhp
 
         return qhp.FIELD_NAMES
@@ -58,7 +58,7 @@ def field_names(format: Format) -> FieldNames:
         from app.imports.formats import roster_csv
 
         return roster_csv.FIELD_NAMES
-    return INTERNAL_NAMES  # plans.json has no provider records
+    return INTERNAL_NAMES
 
 
 def _parser(format: Format, stream: BinaryIO) -> Iterator[Record]:

@@ -165,6 +165,12 @@ FIELD_NAMES = FieldNames(
         "effective_to": "PractitionerRole.period.end",
     },
     plans=None,
+    declared={
+        "key": "InsurancePlan.id",
+        "name": "InsurancePlan.name",
+        "plan_id": "InsurancePlan.identifier",
+        "plan_type": "InsurancePlan.type",
+    },
 )
 
 
@@ -487,7 +493,7 @@ def _insurance_plan(
     if plan_id.startswith("#"):
         problems.append(
             Problem(
-                "id",
+                "InsurancePlan.id",
                 "the InsurancePlan has no id or urn fullUrl, so no network can be tied to it",
             )
         )

@@ -82,6 +82,7 @@ FIELD_NAMES = FieldNames(
     sites=None,
     plans=None,
     indexed=False,
+    declared={"key": "plan", "name": "plan", "plan_id": "plan"},
 )
 
 _ADDRESS_COLUMNS = ("address_line1", "address_line2", "city", "state", "zip")
