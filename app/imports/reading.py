@@ -412,17 +412,21 @@ def _encode_plan(plan: PlanRef) -> tuple[Any, ...]:
         start.isoformat() if start is not None else None,
         end.isoformat() if end is not None else None,
         verified.isoformat() if verified is not None else None,
+        plan.path,
+        plan.line,
     )
 
 
 def _decode_plan(values: tuple[Any, ...]) -> PlanRef:
-    key, network_tier, start, end, verified = values
+    key, network_tier, start, end, verified, path, line = values
     return PlanRef(
         key,
         network_tier,
         _date(start) if start is not None else None,
         _date(end) if end is not None else None,
         _moment(verified) if verified is not None else None,
+        path,
+        line,
     )
 
 

@@ -54,6 +54,32 @@ class PlanRef:
     effective_from: date | None = None
     effective_to: date | None = None
     verified_at: datetime | None = None
+    # Where the reference is in the file, for naming its problems: QHP's
+    # "plans[2]" (its place among the provider's plans), the CSV row's line.
+    path: str | None = None
+    line: int | None = None
+
+    def terms(self) -> tuple[object, ...]:
+        """What the reference says, wherever in the file it is."""
+        return (
+            self.key,
+            self.network_tier,
+            self.effective_from,
+            self.effective_to,
+            self.verified_at,
+        )
+
+    def copy(self) -> "PlanRef":
+        """Another reference with the same values (a site's own, to change alone)."""
+        return PlanRef(
+            self.key,
+            self.network_tier,
+            self.effective_from,
+            self.effective_to,
+            self.verified_at,
+            self.path,
+            self.line,
+        )
 
 
 @dataclass(slots=True)
@@ -77,8 +103,10 @@ class SiteRecord:
     # Where the site is in the file, for naming its fields: "Location/loc-1" in
     # Plan-Net; None where FieldNames.sites says (QHP's addresses[i], CSV columns).
     path: str | None = None
-    # The line of the site's first row, where a record spans several (the CSV).
+    # The line of the site's first row, where a record spans several (the CSV),
+    # and of the row each field's value came from, where another.
     line: int | None = None
+    lines: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +158,10 @@ class FieldNames:
             return f"plan.{name}"
         return self.declared.get(name, name)
 
-    def of_plan(self, site_prefix: str, index: int, name: str) -> str:
+    def of_plan(self, site_prefix: str, index: int, name: str, ref: PlanRef) -> str:
         mapped = self.plan.get(name, name)
+        if ref.path is not None:
+            return f"{ref.path}.{mapped}"
         if self.plans is None:
             return mapped
         under = "" if self.plans_per_record else site_prefix

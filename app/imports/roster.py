@@ -240,12 +240,13 @@ class PlanCatalogue:
 
     def resolve(self, provider: Provider, names: FieldNames) -> list[Problem]:
         """Checks every plan the provider's sites name; a new HIOS id becomes a plan."""
-        problems = []
+        problems: list[Problem] = []
         for site in provider.sites:
             for j, ref in enumerate(site.plans):
                 if self.lookup(ref.key) is not None:
                     continue
-                name = names.of_plan(site.origin, j, "plan")
+                name = names.of_plan(site.origin, j, "plan", ref)
+                found = len(problems)
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
                 elif is_hios_shaped(ref.key):
@@ -263,6 +264,9 @@ class PlanCatalogue:
                             "(see /v1/plans?payer_id=) and not declared in the file",
                         )
                     )
+                if ref.line is not None:  # the CSV row that names the plan
+                    for problem in problems[found:]:
+                        problem.message = f"line {ref.line}: {problem.message}"
         return problems
 
 

@@ -384,7 +384,7 @@ def _plan_ref(check: _Checker, site: str, index: int, ref: PlanRef) -> PlanRef |
     key, tier = _plan_key(key), tier or None
     if key == ref.key and tier == ref.network_tier:
         return ref  # as nearly every file writes them: nothing to normalise
-    return PlanRef(key, tier, start, end, ref.verified_at)
+    return PlanRef(key, tier, start, end, ref.verified_at, ref.path, ref.line)
 
 
 @lru_cache(maxsize=4096)  # a roster names the same few plans on every record
@@ -407,12 +407,16 @@ def _name_as_the_file(problems: list[Problem], record: ProviderRecord, names: Fi
         index = int(match[1])
         site = record.sites[index]
         prefix = names.site_prefix(index, site)
+        line = site.line
         if match[2] is not None:
-            problem.field = names.of_plan(prefix, int(match[2]), match[3] or "plan")
+            ref = site.plans[int(match[2])]
+            problem.field = names.of_plan(prefix, int(match[2]), match[3] or "plan", ref)
+            line = ref.line or line
         else:
             problem.field = names.of_site(prefix, match[4])
-        if site.line is not None:
-            problem.message = f"line {site.line}: {problem.message}"
+            line = site.lines.get(match[4], line) if site.lines else line
+        if line is not None:
+            problem.message = f"line {line}: {problem.message}"
 
 
 def _merge_site(kept: Site, duplicate: Site) -> None:

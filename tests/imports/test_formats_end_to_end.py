@@ -141,6 +141,7 @@ def _json_lines(*resources: dict[str, object]) -> bytes:
     return b"\n".join(json.dumps(resource).encode() for resource in resources) + b"\n"
 
 
+_TIERS = [("GOLD", "A"), ("GOLD", "B"), ("TIN", "A")]
 _FHIR_NAMES = [{"family": "Rivera", "given": ["Ana"]}, {"given": ["Bo"]}]
 _ELM_ST = {"address": "5 Elm St", "city": "Evanston", "state": "IL", "zip": "60201"}
 _QHP_PROVIDER = {"type": "INDIVIDUAL", "specialty": ["Physical Therapy"], "plans": []}
@@ -156,8 +157,16 @@ _NAMED_AS_THE_FILE = {
                              "addresses": [_ELM_ST],
                              "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "GOLD",
                                         "network_tier": "PREFERRED", "years": [2026]}]},
+            # After an entry that is no address; after a plan listed twice (two tiers).
+            _QHP_PROVIDER | {"npi": make_npi(4), "name": {"first": "Di", "last": "Ng"},
+                             "addresses": ["5 Elm St, Evanston IL", _ELM_ST | {"zip": "6020"}]},
+            _QHP_PROVIDER | {"npi": make_npi(5), "name": {"first": "Ed", "last": "Ng"},
+                             "addresses": [_ELM_ST],
+                             "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": plan_id,
+                                        "network_tier": tier} for plan_id, tier in _TIERS]},
         ]).encode(),
-        ["addresses[1].zip", "name.last", "plans[0].plan_id"],
+        ["addresses[1].zip", "name.last", "plans[0].plan_id", "addresses[0]", "addresses[1].zip",
+         "plans[0].plan_id", "plans[2].plan_id"],
     ),
     Format.FHIR: (
         _json_lines(

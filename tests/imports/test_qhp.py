@@ -102,6 +102,7 @@ def test_neurology_pt_with_two_addresses_maps_every_field() -> None:
         effective_from=date(2024, 1, 1),
         effective_to=date(2026, 12, 31),
         verified_at=NOVEMBER_2,
+        path="plans[0]",
     )
     second_plan = PlanRef(
         key="12345IL0010002",
@@ -109,6 +110,7 @@ def test_neurology_pt_with_two_addresses_maps_every_field() -> None:
         effective_from=date(2025, 1, 1),
         effective_to=date(2025, 12, 31),
         verified_at=NOVEMBER_2,
+        path="plans[2]",  # plans[1] lists the first plan again
     )
     assert record == ProviderRecord(
         index=0,
@@ -131,6 +133,7 @@ def test_neurology_pt_with_two_addresses_maps_every_field() -> None:
                 phone="3125550100",
                 accepting_new_patients=True,
                 plans=[first_tier, second_plan],
+                path="addresses[0]",
             ),
             SiteRecord(
                 address_line1="2200 W Harrison St",
@@ -141,6 +144,7 @@ def test_neurology_pt_with_two_addresses_maps_every_field() -> None:
                 phone="3125550199",
                 accepting_new_patients=None,
                 plans=[first_tier, second_plan],
+                path="addresses[1]",
             ),
         ],
         warnings=[
@@ -183,6 +187,7 @@ def test_assistant_not_accepting_with_unknown_gender() -> None:
             date(2025, 1, 1),
             date(2025, 12, 31),
             datetime(2025, 1, 15, tzinfo=UTC),
+            path="plans[0]",
         )
     ]
     assert record.problems == []
@@ -279,6 +284,7 @@ def test_values_are_passed_through_as_stripped_strings() -> None:
             city="Evanston",
             state="il",  # the import checks states, ZIPs and phones, not the parser
             zip="60201",
+            path="addresses[0]",
             phone="(847) 555-0123",
             accepting_new_patients=True,
         )
@@ -367,8 +373,11 @@ def test_plans_on_every_site_with_years_and_verification_date() -> None:
             date(2025, 1, 1),
             date(2027, 12, 31),
             datetime(2025, 3, 4, tzinfo=UTC),
+            path="plans[0]",
         ),
-        PlanRef("12345IL0010009", "TIER1", None, None, datetime(2025, 3, 4, tzinfo=UTC)),
+        PlanRef(
+            "12345IL0010009", "TIER1", None, None, datetime(2025, 3, 4, tzinfo=UTC), "plans[1]"
+        ),
     ]
     assert [site.plans for site in record.sites] == [expected, expected]
     assert record.problems == []

@@ -312,9 +312,9 @@ def every_field_set(value: Any) -> bool:
 def test_records_cross_the_pipe_unchanged() -> None:
     plans = [
         PlanRef("12345IL0010001", "preferred", date(2026, 1, 1), date(2026, 12, 31),
-                datetime(2026, 10, 1, tzinfo=UTC)),
+                datetime(2026, 10, 1, tzinfo=UTC), "plans[0]", 7),
         PlanRef("Gold HMO", "tier 2", date(2025, 7, 1), date(2027, 6, 30),
-                datetime(2026, 10, 2, 13, 45, 10, 123456, tzinfo=UTC)),
+                datetime(2026, 10, 2, 13, 45, 10, 123456, tzinfo=UTC), "plans[2]", 9),
     ]  # fmt: skip
     provided = Site(
         address_key="2300 n lincoln ave ste 200|chicago|il|60614",

@@ -218,7 +218,7 @@ def test_one_payers_import_never_touches_another_payers_networks(
     )
     assert not hostile.succeeded
     assert [(i.field, i.message[:25]) for i in hostile.issues] == [
-        ("plan", "unknown plan 'Prairie Gol")
+        ("plan", "line 2: unknown plan 'Pra")  # the row naming it
     ]
     # Replacing ours with an empty roster ends only ours.
     import_bytes(backend.engine, tmp_path, roster_csv([row(5, "loop")]), payer_id=ours)
@@ -247,7 +247,7 @@ def test_a_hios_plan_id_of_another_payer_is_refused(
         backend.engine, tmp_path, roster_csv([row(1, "loop", "12345IL0010001")]), payer_id=ours
     )
     assert not outcome.succeeded
-    assert outcome.issues[0].message == "plan 12345IL0010001 belongs to another payer"
+    assert outcome.issues[0].message == "line 2: plan 12345IL0010001 belongs to another payer"
     # A HIOS id nobody holds becomes a marketplace plan of the importing payer.
     fresh = import_bytes(
         backend.engine, tmp_path, roster_csv([row(1, "loop", "12345IL0010002")]), payer_id=ours
@@ -513,3 +513,23 @@ def test_a_line_break_in_a_cell_is_a_space_and_other_control_characters_refuse(
     assert outcome.counts.records_imported == 1
     location = db.scalars(select(Location)).one()
     assert (location.address_line2, location.name) == ("Suite 200 Rear entrance", "Lakeview Neuro")
+
+
+def test_a_problem_in_a_therapists_later_row_names_that_rows_line(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    rows = [
+        row(1, "loop", "Silver PPO", plan_type="commercial"),  # line 2
+        row(1, "loop", "Mystery Plan"),  # line 3: no such plan
+        row(2, "evanston", "Silver PPO", location_name=""),  # line 4
+        row(2, "evanston", "Silver PPO", location_name=""),  # line 5
+        row(2, "evanston", "Silver PPO", location_name="Clinic\x07One"),  # line 6 alone
+    ]
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv(rows), payer_id=payer_id, on_error=OnError.SKIP
+    )
+    assert [(i.line, i.field, i.message[:27]) for i in outcome.issues] == [
+        (2, "plan", "line 3: unknown plan 'Myste"),  # the record starts on line 2
+        (4, "location_name", "line 6: must not contain co"),
+    ]

@@ -21,6 +21,10 @@ from app.imports.records import (
 from app.paths import DATA_DIR
 from tests.imports.parser_helpers import count_and_peak_memory, read
 
+# validate.py's names of a site's fields that the template's rows repeat.
+SITE_FIELDS = ("name", "latitude", "longitude", "phone", "fax", "facility_type",
+               "accepting_new_patients", "telehealth")  # fmt: skip
+
 # One therapist at one site in no plan; tests change what they are about.
 BASE_ROW = {
     "npi": "1234567893",
@@ -183,9 +187,12 @@ def test_row_maps_every_column() -> None:
                             effective_from=date(2024, 1, 1),
                             effective_to=date(2025, 12, 31),
                             verified_at=datetime(2025, 3, 14, tzinfo=UTC),
+                            line=2,
                         )
                     ],
                     line=2,
+                    # validate.py's names of the site's fields, each from line 2
+                    lines=dict.fromkeys(SITE_FIELDS, 2),
                 )
             ],
         ),
@@ -578,7 +585,7 @@ def test_plan_without_type_is_referenced_but_not_declared() -> None:
     records = parse_bytes(roster_bytes(row(plan="Existing Plan", network_tier="tier-1")))
     (record,) = records
     assert isinstance(record, ProviderRecord)
-    assert record.sites[0].plans == [PlanRef(key="Existing Plan", network_tier="tier-1")]
+    assert record.sites[0].plans == [PlanRef(key="Existing Plan", network_tier="tier-1", line=2)]
 
 
 def test_plan_given_another_type_later_is_a_problem() -> None:

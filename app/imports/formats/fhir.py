@@ -783,7 +783,7 @@ def _sites(
             # the practice's, and stands in when the role says nothing.
             accepting[key] |= role_accepting or location_accepting[key]
             listed = {plan.key for plan in site.plans}
-            site.plans.extend(_copy(plan) for plan in plans if plan.key not in listed)
+            site.plans.extend(plan.copy() for plan in plans if plan.key not in listed)
     for key, site in sites.items():
         # Roles that disagree (accepting through one network, not another)
         # leave the site unknown rather than promise an appointment.
@@ -899,12 +899,6 @@ def _plan_refs(
     effective_to = _date(period.get("end"), f"{path}.period.end", problems, end=True)
     verified_at = _last_updated(role, path, problems)
     return [PlanRef(key, None, effective_from, effective_to, verified_at) for key in keys]
-
-
-def _copy(plan: PlanRef) -> PlanRef:
-    return PlanRef(
-        plan.key, plan.network_tier, plan.effective_from, plan.effective_to, plan.verified_at
-    )
 
 
 def _network_references(role: dict[str, Any]) -> Iterator[tuple[int, str | None]]:

@@ -247,9 +247,10 @@ def _sites(item: dict[str, Any], plans: list[PlanRef], problems: list[Problem]) 
                 zip=_text(address, "zip", prefix, problems),
                 phone=_text(address, "phone", prefix, problems) or phone,
                 accepting_new_patients=site_accepting,
+                path=_element_path("addresses", position),  # whatever came before it
                 # Each site its own PlanRefs, so that changing one site's leaves
                 # the others alone; the first site can take the originals.
-                plans=[_copy(plan) for plan in plans] if sites else plans,
+                plans=[plan.copy() for plan in plans] if sites else plans,
             )
         )
     return sites
@@ -258,13 +259,13 @@ def _sites(item: dict[str, Any], plans: list[PlanRef], problems: list[Problem]) 
 @lru_cache(maxsize=1024)
 def _element_prefix(name: str, position: int) -> str:
     """How problems name the fields of a list's element: "plans[0]." and so on."""
-    return f"{name}[{position}]."
+    return f"{_element_path(name, position)}."
 
 
-def _copy(plan: PlanRef) -> PlanRef:
-    return PlanRef(
-        plan.key, plan.network_tier, plan.effective_from, plan.effective_to, plan.verified_at
-    )
+@lru_cache(maxsize=1024)
+def _element_path(name: str, position: int) -> str:
+    """A list's element: "plans[0]", "addresses[1]"."""
+    return f"{name}[{position}]"
 
 
 def _accepting(value: Any, path: str, problems: list[Problem]) -> bool | None:
@@ -299,7 +300,9 @@ def _plan_refs(
         first, last = _years(plan, prefix, problems)
         known = refs.get(key)
         if known is None:
-            refs[key] = PlanRef(key, tier, first, last, verified_at)
+            refs[key] = PlanRef(
+                key, tier, first, last, verified_at, path=_element_path("plans", position)
+            )
             continue
         # One site has one tier in a plan's network; the sample lists a plan once
         # per tier, so the first listed stands and the others are reported.

@@ -310,6 +310,7 @@ class _Row:
             effective_from=effective_from,
             effective_to=effective_to,
             verified_at=verified_at,
+            line=self.line,
         )
 
 
@@ -460,7 +461,7 @@ class _Therapist:
         listed = site.plans.get(plan.key)
         if listed is None:
             site.plans[plan.key] = (plan, line)
-        elif listed[0] != plan:
+        elif listed[0].terms() != plan.terms():
             self.problems.append(
                 Problem(
                     field="plan",
@@ -512,6 +513,11 @@ def _site_record(site: _Site) -> SiteRecord:
         telehealth=site.values.telehealth,
         plans=[plan for plan, _ in site.plans.values()],
         line=min(site.sources.values()),
+        # validate.py names the location's name "name"; the template, location_name.
+        lines={
+            "name" if column == "location_name" else column: line
+            for column, line in site.sources.items()
+        },
     )
 
 
