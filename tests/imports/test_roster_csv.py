@@ -415,6 +415,17 @@ def test_site_columns_that_disagree_at_one_address_are_a_problem(
     assert "line 3" in record.problems[0].message
 
 
+def test_columns_that_differ_only_in_spacing_agree() -> None:
+    # A tab or line break in a cell becomes a space: the rows say the same.
+    data = roster_bytes(
+        row(first_name="Maria\tJose", location_name="Lincoln Park\nRehab"),
+        row(plan="Plan B", first_name="Maria Jose", location_name="Lincoln Park Rehab"),
+    )
+    record = only_provider(data)
+    assert record.problems == []
+    assert (record.first_name, record.sites[0].name) == ("Maria\tJose", "Lincoln Park\nRehab")
+
+
 def test_site_columns_may_differ_between_addresses() -> None:
     data = roster_bytes(
         row(accepting_new_patients="yes", phone="312-555-0147"),

@@ -390,7 +390,7 @@ def _merge(
         if current is None or current == []:
             setattr(kept, column, value)
             sources[column] = line
-        elif value != current:
+        elif value != current and not _same_words(value, current):
             problems.append(
                 Problem(
                     field=column,
@@ -398,6 +398,12 @@ def _merge(
                     f"{_show(current)}; rows of the same {_scope(kept)} must agree",
                 )
             )
+
+
+def _same_words(value: object, current: object) -> bool:
+    """Two texts that differ only in how their words are spaced (a tab, a line
+    break in a cell), which the import makes the same."""
+    return isinstance(value, str) and isinstance(current, str) and value.split() == current.split()
 
 
 def _scope(kept: _TherapistFields | _SiteFields) -> str:
