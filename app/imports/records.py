@@ -129,6 +129,10 @@ class FieldNames:
     plans_per_record: bool = False
     # False where a list is one cell ("neurology; vestibular"): no "[i]".
     indexed: bool = True
+    # Lists the parser filters or maps (codes from free text, certifications out of
+    # qualifications), so that an index into the record's list is none into the
+    # file's: named without one (the message quotes the value).
+    unindexed: frozenset[str] = frozenset()
     # A plan the file declares (PlanRecord): "key", "name", "plan_id", "plan_type"
     # as the format names them; None: "plan.<field>".
     declared: Mapping[str, str] | None = None
@@ -139,7 +143,7 @@ class FieldNames:
         others go under the record's path ("Practitioner/p1.name.given")."""
         base, bracket, rest = name.partition("[")
         mapped = self.record.get(base, base)
-        if bracket and self.indexed:
+        if bracket and self.indexed and base not in self.unindexed:
             mapped = f"{mapped}[{rest}"
         if path and not mapped[:1].isupper():
             return f"{path}.{mapped}"

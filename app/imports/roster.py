@@ -46,7 +46,7 @@ from app.db import Base, one_of, utcnow
 from app.fields import has_control_characters
 from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
-from app.imports.validate import Provider, Site
+from app.imports.validate import Provider, Site, unique, without_layout
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
@@ -168,14 +168,15 @@ class PlanCatalogue:
         self.settle()
         if self.payer_id is None:
             return [Problem("plan", "this import has no payer, so it cannot declare plans")]
-        name = (record.name or record.hios_plan_id or record.key or "").strip()
+        key = _spaced(record.key or "")
+        name = _spaced(record.name or record.hios_plan_id or record.key or "")
         hios = record.hios_plan_id.strip().upper() if record.hios_plan_id else None
         problems = []
-        if not record.key or not record.key.strip():
+        if not key:
             problems.append(Problem("key", "is required"))
         if not name or len(name) > 200:
             problems.append(Problem("name", "is required and at most 200 characters"))
-        elif has_control_characters(name) or has_control_characters(record.key or ""):
+        elif has_control_characters(name) or has_control_characters(key):
             field = "name" if has_control_characters(name) else "key"
             problems.append(Problem(field, "must not contain control characters"))
         if hios is not None and not is_hios_shaped(hios):
@@ -230,8 +231,8 @@ class PlanCatalogue:
                 plan.hios_plan_id = hios or plan.hios_plan_id
                 self.session.flush()
                 self.counts.plans_updated += 1
-        self.by_key[record.key.strip().upper() if hios else record.key.strip()] = plan_id
-        self.by_key[record.key.strip().casefold()] = plan_id
+        self.by_key[key.upper() if hios else key] = plan_id
+        self.by_key[key.casefold()] = plan_id
         self.by_key[name.casefold()] = plan_id
         self.hios[plan_id] = hios or self.hios.get(plan_id)
         if hios:
@@ -267,7 +268,7 @@ class PlanCatalogue:
                 if ref.line is not None:  # the CSV row that names the plan
                     for problem in problems[found:]:
                         problem.message = f"line {ref.line}: {problem.message}"
-        return problems
+        return unique(problems)
 
 
 class RosterImport:
@@ -880,6 +881,11 @@ class _Batch:
         geo.index_rows(self.session, rows)
 
 
+def _spaced(text: str) -> str:
+    """The text stripped, a line break or tab in it a space (as validate.py does)."""
+    return without_layout(text) if has_control_characters(text) else text.strip()
+
+
 def _take_sqlite_write_lock(session: Session) -> None:
     """Begins the session's transaction IMMEDIATE: SQLite's write lock is held from here.
 
@@ -892,6 +898,8 @@ def _take_sqlite_write_lock(session: Session) -> None:
     assert isinstance(driver, sqlite3.Connection)
     if not driver.in_transaction:
         driver.execute("BEGIN IMMEDIATE")
+    else:  # a transaction that may only have read: a write, if no-op, takes the lock
+        driver.execute("DELETE FROM therapists WHERE 0")
 
 
 def _table(model: type[Base]) -> Table:

@@ -105,7 +105,7 @@ class _Checker:
                 self.fail(name, "is required")
             return None
         if has_control_characters(value):
-            value = _without_layout(value)
+            value = without_layout(value)
             if has_control_characters(value):
                 self.fail(name, "must not contain control characters or unpaired surrogates")
                 return None
@@ -150,7 +150,7 @@ class _Checker:
 _LAYOUT = re.compile(r"[ ]*[\t\r\n][ \t\r\n]*")
 
 
-def _without_layout(value: str) -> str:
+def without_layout(value: str) -> str:
     """A line break or tab inside a cell (a spreadsheet's "Suite 2⏎Rear") is layout,
     not content: each becomes one space. Other control characters stay, to be refused."""
     return _LAYOUT.sub(" ", value).strip()
@@ -164,11 +164,27 @@ def check_provider(
     check = _Checker(record)
     checked = _check(check, record, vocabulary, names)
     if names is not INTERNAL_NAMES:
-        if len(check.problems) > len(record.problems):
-            _name_as_the_file(check.problems[len(record.problems) :], record, names)
-        if len(check.warnings) > len(record.warnings):
-            _name_as_the_file(check.warnings[len(record.warnings) :], record, names)
+        found = len(record.problems)
+        if len(check.problems) > found:
+            _name_as_the_file(check.problems[found:], record, names)
+            check.problems[found:] = unique(check.problems[found:])
+        found = len(record.warnings)
+        if len(check.warnings) > found:
+            _name_as_the_file(check.warnings[found:], record, names)
+            check.warnings[found:] = unique(check.warnings[found:])
     return checked
+
+
+def unique(problems: list[Problem]) -> list[Problem]:
+    """Each problem once. A QHP plan is checked at every address that lists it, but
+    the file lists it once, and so names its problem."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for problem in problems:
+        if (problem.field, problem.message) not in seen:
+            seen.add((problem.field, problem.message))
+            kept.append(problem)
+    return kept
 
 
 def _check(
@@ -341,7 +357,7 @@ def _credentials(check: _Checker, values: list[str]) -> list[str]:
     for index, raw in enumerate(values):
         value = raw.strip() if raw else ""
         if has_control_characters(value):
-            value = _without_layout(value)
+            value = without_layout(value)
         name = f"credentials[{index}]"
         if not value or value in kept:
             continue
@@ -366,11 +382,13 @@ def _plan_ref(check: _Checker, site: str, index: int, ref: PlanRef) -> PlanRef |
         check.fail(f"{site}.plans[{index}].plan", "is longer than 200 characters")
         return None
     if has_control_characters(key):
-        check.fail(f"{site}.plans[{index}].plan", "must not contain control characters")
-        return None
+        key = without_layout(key)
+        if has_control_characters(key):
+            check.fail(f"{site}.plans[{index}].plan", "must not contain control characters")
+            return None
     tier = ref.network_tier.strip() if ref.network_tier else None
     if tier and has_control_characters(tier):
-        tier = _without_layout(tier)
+        tier = without_layout(tier)
         if has_control_characters(tier):
             check.fail(f"{site}.plans[{index}].network_tier", "must not contain control characters")
             return None

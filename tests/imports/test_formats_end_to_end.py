@@ -15,6 +15,7 @@ from app.locations.models import GeocodePrecision, Location
 from app.networks.models import Payer, Plan
 from tests.conftest import Backend
 from tests.factories import make_npi
+from tests.imports import test_fhir as fhir_helpers
 from tests.imports.helpers import checksum, import_bytes
 from tests.imports.test_nppes import nppes_bytes, pt
 
@@ -214,3 +215,53 @@ def test_problems_found_after_parsing_name_the_field_as_the_file_does(
     )  # fmt: skip
     errors = [issue.field for issue in outcome.issues if issue.level == "error"]
     assert errors == fields, outcome.issues
+
+
+def test_a_qhp_plan_is_named_once_and_its_line_break_is_a_space(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db)
+    plans = json.dumps(
+        [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001",
+          "marketing_name": "Blue Gold\nPPO"}]
+    ).encode()  # fmt: skip
+    long_tier = {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001",
+                 "network_tier": "T" * 70}  # fmt: skip
+    three_sites = _QHP_PROVIDER | {
+        "npi": make_npi(1), "name": {"first": "Ana", "last": "Ng"}, "plans": [long_tier],
+        "addresses": [_ELM_ST | {"address": f"{number} Elm St"} for number in (5, 7, 9)],
+    }  # fmt: skip
+    outcome = import_bytes(
+        backend.engine, tmp_path, json.dumps([three_sites]).encode(), payer_id=payer_id,
+        format=Format.QHP, plans=plans, on_error=OnError.SKIP,
+    )  # fmt: skip
+    # The tier is checked at each of the three addresses; the file lists it once.
+    assert [(issue.field, issue.message) for issue in outcome.issues] == [
+        ("plans[0].network_tier", "is longer than 60 characters")
+    ]
+    assert outcome.error_count == 1
+    assert db.scalars(select(Plan.name)).all() == ["Blue Gold PPO"]
+
+
+def test_a_list_the_parser_filters_is_named_without_an_index(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    # qualification[0], a board certification, is no credential: the import's
+    # credentials[0] is the file's qualification[1]. The name says neither.
+    qualifications = [
+        {"code": {"coding": [{"system": fhir_helpers.NUCC, "code": "2251X0800X"}]}},
+        {"code": {"text": "Physical Therapist License 0123456"}},
+    ]
+    resources = (
+        fhir_helpers.practitioner(qualification=qualifications),
+        fhir_helpers.role(),
+        fhir_helpers.location(),
+    )
+    outcome = import_bytes(
+        backend.engine, tmp_path, fhir_helpers.as_ndjson(*resources), payer_id=add_payer(db),
+        format=Format.FHIR,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.issues
+    assert [(issue.field, issue.message[:36]) for issue in outcome.issues] == [
+        ("Practitioner/pt.qualification", "'Physical Therapist License 0123456'")
+    ]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.imports import service
@@ -59,12 +60,16 @@ def test_a_sqlite_import_holds_the_write_lock_from_its_start(backend: Backend) -
         pytest.skip("SQLite's one write lock")
     other = sqlite3.connect(backend.engine.url.database or "", timeout=0)
     try:
-        with Session(backend.engine) as session:
-            RosterImport(session, payer_id=None, mode=Mode.MERGE, source=Source.NPPES)
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
-            session.rollback()
-        other.execute("BEGIN IMMEDIATE")  # free again once the import's transaction ends
-        other.rollback()
+        for read_first in (False, True):  # also in a transaction that has only read
+            with Session(backend.engine) as session:
+                if read_first:
+                    session.execute(text("BEGIN"))
+                    session.execute(text("SELECT count(*) FROM therapists"))
+                RosterImport(session, payer_id=None, mode=Mode.MERGE, source=Source.NPPES)
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+                session.rollback()
+            other.execute("BEGIN IMMEDIATE")  # free again once the import's transaction ends
+            other.rollback()
     finally:
         other.close()

@@ -165,6 +165,7 @@ FIELD_NAMES = FieldNames(
         "effective_to": "PractitionerRole.period.end",
     },
     plans=None,
+    unindexed=frozenset({"credentials", "specialties", "languages"}),
     declared={
         "key": "InsurancePlan.id",
         "name": "InsurancePlan.name",
