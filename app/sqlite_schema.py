@@ -17,7 +17,7 @@ def rewrite_table_definitions(connection: Connection, rewrite: Callable[[str], s
     tables = connection.execute(
         text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE '%CHECK (%'")
     ).all()
-    changed = [(name, rewrite(sql)) for name, sql in tables if rewrite(sql) != sql]
+    changed = [(name, new) for name, sql in tables if (new := rewrite(sql)) != sql]
     if not changed:
         return
     (version,) = connection.execute(text("PRAGMA schema_version")).one()

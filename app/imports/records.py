@@ -123,10 +123,9 @@ class FieldNames:
     plan: Mapping[str, str] = field(default_factory=dict)
     # A site's fields are "<sites>[i].<field>"; None: they are columns of the row.
     sites: str | None = "sites"
-    # A plan's fields are "<plans>[j].<field>", under the site's unless
-    # `plans_per_record` (QHP lists plans once per provider); None: columns.
+    # A plan's fields are "<site>.<plans>[j].<field>" (unless the reference knows its
+    # own place in the file, PlanRef.path); None: columns.
     plans: str | None = "plans"
-    plans_per_record: bool = False
     # False where a list is one cell ("neurology; vestibular"): no "[i]".
     indexed: bool = True
     # Lists the parser filters or maps (codes from free text, certifications out of
@@ -168,8 +167,7 @@ class FieldNames:
             return f"{ref.path}.{mapped}"
         if self.plans is None:
             return mapped
-        under = "" if self.plans_per_record else site_prefix
-        return f"{under}{self.plans}[{index}].{mapped}"
+        return f"{site_prefix}{self.plans}[{index}].{mapped}"
 
 
 # The names of the normalised records themselves.

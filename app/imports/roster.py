@@ -46,7 +46,7 @@ from app.db import Base, one_of, utcnow
 from app.fields import has_control_characters
 from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
-from app.imports.validate import Provider, Site, unique, without_layout
+from app.imports.validate import Provider, Site, spaced, unique
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
@@ -168,8 +168,8 @@ class PlanCatalogue:
         self.settle()
         if self.payer_id is None:
             return [Problem("plan", "this import has no payer, so it cannot declare plans")]
-        key = _spaced(record.key or "")
-        name = _spaced(record.name or record.hios_plan_id or record.key or "")
+        key = spaced(record.key or "")
+        name = spaced(record.name or record.hios_plan_id or record.key or "")
         hios = record.hios_plan_id.strip().upper() if record.hios_plan_id else None
         problems = []
         if not key:
@@ -242,11 +242,11 @@ class PlanCatalogue:
     def resolve(self, provider: Provider, names: FieldNames) -> list[Problem]:
         """Checks every plan the provider's sites name; a new HIOS id becomes a plan."""
         problems: list[Problem] = []
-        for site in provider.sites:
+        for i, site in enumerate(provider.sites):
             for j, ref in enumerate(site.plans):
                 if self.lookup(ref.key) is not None:
                     continue
-                name = names.of_plan(site.origin, j, "plan", ref)
+                name = names.of_plan(f"sites[{i}].", j, "plan", ref)
                 found = len(problems)
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
@@ -879,11 +879,6 @@ class _Batch:
                 )
         insert_many(self.session.connection(), _table(SearchPractice), rows)
         geo.index_rows(self.session, rows)
-
-
-def _spaced(text: str) -> str:
-    """The text stripped, a line break or tab in it a space (as validate.py does)."""
-    return without_layout(text) if has_control_characters(text) else text.strip()
 
 
 def _take_sqlite_write_lock(session: Session) -> None:

@@ -59,8 +59,6 @@ class Site:
     accepting_new_patients: bool | None
     telehealth: bool | None
     plans: list[PlanRef]
-    # How problems found later (an unknown plan) name the site's fields: "addresses[0].".
-    origin: str = ""
 
 
 @dataclass(slots=True)
@@ -156,6 +154,11 @@ def without_layout(value: str) -> str:
     return _LAYOUT.sub(" ", value).strip()
 
 
+def spaced(value: str) -> str:
+    """The value stripped, and without layout if it has any control character."""
+    return without_layout(value) if has_control_characters(value) else value.strip()
+
+
 def check_provider(
     record: ProviderRecord, vocabulary: Vocabulary, names: FieldNames = INTERNAL_NAMES
 ) -> Checked:
@@ -208,10 +211,7 @@ def _check(
     services = check.codes("services", record.services, vocabulary.services, upper=False)
     if not record.sites:
         check.fail("sites", "the record gives no practice address")
-    sites = [
-        _site(check, f"sites[{i}]", site, names.site_prefix(i, site))
-        for i, site in enumerate(record.sites)
-    ]
+    sites = [_site(check, f"sites[{i}]", site) for i, site in enumerate(record.sites)]
     keys: dict[str, int] = {}
     for index, site in enumerate(sites):
         if site is None:
@@ -262,7 +262,7 @@ def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> 
     return codes
 
 
-def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site | None:
+def _site(check: _Checker, name: str, record: SiteRecord) -> Site | None:
     before = len(check.problems)
     line1 = check.text(f"{name}.address_line1", record.address_line1, required=True, limit=200)
     line2 = check.text(f"{name}.address_line2", record.address_line2, required=False, limit=200)
@@ -308,7 +308,6 @@ def _site(check: _Checker, name: str, record: SiteRecord, origin: str) -> Site |
         accepting_new_patients=record.accepting_new_patients,
         telehealth=record.telehealth,
         plans=[ref for ref in plans if ref is not None],
-        origin=origin,
     )
 
 
@@ -355,9 +354,7 @@ def _credentials(check: _Checker, values: list[str]) -> list[str]:
     """
     kept: list[str] = []
     for index, raw in enumerate(values):
-        value = raw.strip() if raw else ""
-        if has_control_characters(value):
-            value = without_layout(value)
+        value = spaced(raw) if raw else ""
         name = f"credentials[{index}]"
         if not value or value in kept:
             continue

@@ -9,8 +9,9 @@ The spatial index (PostGIS GiST on `search_practices.geog`, SQLite R*Tree
 the chord or on latitude/longitude.
 
 On SQLite the writers of the projection fill the R*Tree themselves, through
-`index_new_rows()` or `index_rows()`, after each INSERT into it: a trigger per row cost about three
-times as much (see migration 0005). Updates and deletes still follow by trigger.
+`index_new_rows()` or `index_rows()`, after each INSERT into it: a trigger per
+row cost about three times as much (see migration 0005). Updates and deletes
+still follow by trigger.
 """
 
 import math

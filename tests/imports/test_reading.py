@@ -322,7 +322,7 @@ def test_records_cross_the_pipe_unchanged() -> None:
         state="IL", zip="60614-1234", latitude=41.9245, longitude=-87.6468,
         geocode_precision=GeocodePrecision.PROVIDED, name="Lakeview Neuro",
         phone="312-555-0147", fax="312-555-0148", facility_type="private_practice",
-        accepting_new_patients=True, telehealth=True, plans=plans, origin="addresses[0].",
+        accepting_new_patients=True, telehealth=True, plans=plans,
     )  # fmt: skip
     at_zip = Site(
         address_key="5 elm st|evanston|il|60201", address_line1="5 Elm St", address_line2=None,

@@ -61,7 +61,6 @@ FIELD_NAMES = FieldNames(
     site={"address_line1": "address", "address_line2": "address_2"},
     plan={"plan": "plan_id", "effective_from": "years", "effective_to": "years"},
     sites="addresses",
-    plans_per_record=True,
     unindexed=frozenset({"specialties", "languages"}),
     # Plans declared in plans.json (or by their HIOS id alone).
     declared={"key": "plan_id", "name": "marketing_name"},
