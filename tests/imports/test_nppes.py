@@ -392,3 +392,12 @@ def test_memory_stays_flat_over_a_large_file(tmp_path: Path) -> None:
     providers, peak = count_and_peak_memory(nppes.parse, path)
     assert providers == rows
     assert peak < bound, f"peak traced memory {peak:,} bytes"
+
+
+def test_the_2025_layout_names_the_gender_column_provider_sex_code() -> None:
+    """The monthly files of 2025 on renamed `Provider Gender Code`; both layouts load."""
+    header = ["Provider Sex Code" if name == "Provider Gender Code" else name for name in HEADER]
+    row = pt()
+    row["Provider Sex Code"] = row.pop("Provider Gender Code")
+    record = only_provider(nppes_bytes(row, header=header))
+    assert (record.npi, record.gender) == ("1234567893", "female")

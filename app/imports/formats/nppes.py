@@ -33,6 +33,8 @@ _MIDDLE_NAME = "Provider Middle Name"
 _NAME_SUFFIX = "Provider Name Suffix Text"
 _CREDENTIALS = "Provider Credential Text"
 _GENDER = "Provider Gender Code"
+# The files of 2025 on name the same column (values M and F) this way.
+_SEX = "Provider Sex Code"
 _DEACTIVATED = "NPI Deactivation Date"
 _REACTIVATED = "NPI Reactivation Date"
 _LINE1 = "Provider First Line Business Practice Location Address"
@@ -132,6 +134,8 @@ def parse(stream: BinaryIO) -> Iterator[Record]:
 
 def _column_positions(header: Sequence[str]) -> dict[str, int]:
     positions = {name.strip(): position for position, name in enumerate(header)}
+    if _GENDER not in positions and _SEX in positions:
+        positions[_GENDER] = positions[_SEX]
     missing = [name for name in _USED_COLUMNS if name not in positions]
     if missing:
         others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
