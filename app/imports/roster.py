@@ -354,11 +354,27 @@ class RosterImport:
     def finish(self) -> Counts:
         self.flush()
         self.writer.wait()
-        if self.writing and self.mode is Mode.REPLACE and self.plans.payer_id is not None:
+        if self.ends_unlisted:
             self._end_unlisted()
         if self.mode is Mode.REPLACE and self.plans.payer_id is not None:
             _seen.drop(self.session.connection(), checkfirst=True)
         return self.counts
+
+    @property
+    def ends_unlisted(self) -> bool:
+        """A replace that imported a roster: what it did not list is ended.
+
+        A file from which no therapist was imported (a QHP file of facilities, a
+        bulk export's Location.ndjson, every record refused) is not an empty
+        roster: taken as one, it ended the payer's whole network (the import
+        service refuses it). Nor is a plans.json alone, which only declares plans.
+        """
+        return (
+            self.writing
+            and self.mode is Mode.REPLACE
+            and self.plans.payer_id is not None
+            and self.counts.records_imported > 0
+        )
 
     def _end_unlisted(self) -> None:
         """Ends every participation of the payer's plans that the file did not list,

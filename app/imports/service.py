@@ -176,6 +176,9 @@ def _run(
                 "(fix them, or send on_error=skip to import the valid records)"
             )
             return _outcome(False, message, counts, report, committed=False, done=done)
+        if _empty_replace(request, counts):
+            session.rollback()
+            return _outcome(False, _EMPTY_REPLACE, counts, report, committed=False, done=done)
         if request.dry_run:
             session.rollback()
             message = "dry run: every record was checked and counted; nothing was written"
@@ -184,6 +187,26 @@ def _run(
     refused = f"; {counts.records_invalid} refused" if counts.records_invalid else ""
     message = f"{counts.records_imported} record(s) imported{refused}"
     return _outcome(True, message, counts, report, committed=True, done=done)
+
+
+_EMPTY_REPLACE = (
+    "no therapist was imported from the file, so a replace would end every participation "
+    "in the payer's plans; nothing was written (a replace file lists the payer's whole "
+    "roster of individual therapists)"
+)
+
+
+def _empty_replace(request: ImportRequest, counts: Counts) -> bool:
+    """A replace of a payer's roster by a file that gave no therapist at all.
+
+    A plans.json alone (`qhp_plans`) lists no roster: it declares plans and ends nothing.
+    """
+    return (
+        request.format is not Format.QHP_PLANS
+        and request.mode is Mode.REPLACE
+        and request.payer_id is not None
+        and counts.records_imported == 0
+    )
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """What an import writes: matching, replace and merge, other payers, all-or-nothing."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -418,6 +419,77 @@ def test_credentials_too_long_or_too_many_are_left_out_with_a_warning(
     assert "more than 10" in outcome.issues[1].message
     db.expire_all()
     assert db.scalars(select(Therapist.credentials)).one() == ["PT", "DPT", *"ABCDEFGH"]
+
+
+# Ordinary uploads from which no therapist comes: a payer's QHP file of facilities,
+# and a roster whose every row is refused (imported with on_error=skip).
+_FACILITIES = json.dumps(
+    [
+        {
+            "npi": make_npi(90),
+            "type": "FACILITY",
+            "facility_name": "Lakeshore Rehab Hospital",
+            "facility_type": ["Hospital"],
+            "addresses": [{"address": "55 E Monroe St", "city": "Chicago", "state": "IL",
+                           "zip": "60603", "phone": "3125550147"}],
+            "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001",
+                       "network_tier": "PREFERRED", "years": [2026]}],
+            "last_updated_on": "2026-10-01",
+        }
+    ]
+).encode()  # fmt: skip
+_ALL_REFUSED = roster_csv([row(1, "lakeview", "Silver PPO", zip="6061")])
+
+
+@pytest.mark.parametrize(
+    ("content", "format", "skipped"),
+    [(_FACILITIES, Format.QHP, 1), (_ALL_REFUSED, Format.CSV, 0)],
+    ids=["facilities only", "every record refused"],
+)
+def test_a_replace_from_which_no_therapist_was_imported_ends_nothing(
+    client: TestClient,
+    db: Session,
+    backend: Backend,
+    tmp_path: Path,
+    content: bytes,
+    format: Format,
+    skipped: int,
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    assert import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id).succeeded
+    before = checksum(backend.engine, *ROSTER_TABLES)
+    outcome = import_bytes(
+        backend.engine, tmp_path, content, payer_id=payer_id, format=format, on_error=OnError.SKIP
+    )
+    assert not outcome.succeeded
+    assert outcome.message.startswith("no therapist was imported from the file")
+    counts = outcome.counts
+    assert (counts.records_imported, counts.records_skipped) == (0, skipped)
+    assert counts.participations_ended == 0  # the job reports no ending it did not do
+    assert checksum(backend.engine, *ROSTER_TABLES) == before
+    assert searchable(client, payer_id=payer_id) == [make_npi(1), make_npi(2)]
+    # Merging such a file changes nothing either, and is no mistake.
+    merged = import_bytes(
+        backend.engine, tmp_path, content, payer_id=payer_id, format=format,
+        on_error=OnError.SKIP, mode=Mode.MERGE,
+    )  # fmt: skip
+    assert merged.succeeded, merged.message
+    assert checksum(backend.engine, *ROSTER_TABLES) == before
+
+
+def test_a_plans_file_alone_declares_plans_and_ends_no_participation(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    payer_id = add_payer(db, "Lakeshore Health")
+    assert import_bytes(backend.engine, tmp_path, first_roster(), payer_id=payer_id).succeeded
+    before = roster_state(backend.engine, payer_id)
+    plans = (Path(__file__).parent.parent / "fixtures" / "qhp" / "plans.json").read_bytes()
+    outcome = import_bytes(
+        backend.engine, tmp_path, plans, payer_id=payer_id, format=Format.QHP_PLANS
+    )
+    assert outcome.succeeded, outcome.message
+    assert (outcome.counts.plans_created, outcome.counts.participations_ended) == (3, 0)
+    assert roster_state(backend.engine, payer_id) == before
 
 
 @pytest.mark.parametrize("reader", ["here", "child process"])
