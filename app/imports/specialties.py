@@ -3,6 +3,7 @@
 import csv
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import cache, lru_cache
 
 from app.paths import DATA_DIR
@@ -31,6 +32,7 @@ _PROFESSION_ALONE = {
     "doctor of physical therapy": _PHYSICAL_THERAPIST,
     "licensed physical therapist": _PHYSICAL_THERAPIST,
     "registered physical therapist": _PHYSICAL_THERAPIST,
+    "physical therapist in private practice": _PHYSICAL_THERAPIST,  # Medicare's name
     "physical therapy assistant": _ASSISTANT,
     "physical therapist assistant": _ASSISTANT,
     "physical therapy assistants": _ASSISTANT,
@@ -64,7 +66,20 @@ _FIELD_SYNONYMS = {
 @lru_cache(maxsize=4096)  # a large file repeats the same few names on every provider
 def nucc_code_for(text: str) -> str | None:
     """The NUCC physical-therapy code a specialty name stands for, or None."""
-    return _codes_by_key().get(_key(text))
+    codes = _codes_by_key()
+    return next((codes[key] for key in _spellings(text) if key in codes), None)
+
+
+def _spellings(text: str) -> Iterator[str]:
+    """The name's key; then without what it puts in brackets ("Physical Therapy
+    (PT)"), and turned back from a directory's inverted order ("Therapist,
+    Physical"). Brackets count first: "Physical Therapy (Neurology)" is neurology."""
+    yield _key(text)
+    plain = re.sub(r"\([^()]*\)", " ", text)
+    yield _key(plain)
+    head, comma, tail = plain.partition(",")
+    if comma and "," not in tail:
+        yield _key(f"{tail} {head}")
 
 
 def _key(text: str) -> str:

@@ -383,6 +383,21 @@ def test_plans_on_every_site_with_years_and_verification_date() -> None:
     assert record.problems == []
 
 
+@pytest.mark.parametrize(
+    ("text", "verified"),
+    [
+        ("2025-03-01T10:00:00Z", datetime(2025, 3, 1, 10, tzinfo=UTC)),
+        ("2025-03-01T10:00:00-05:00", datetime(2025, 3, 1, 15, tzinfo=UTC)),
+        ("2025-03-01 10:00:00", datetime(2025, 3, 1, 10, tzinfo=UTC)),  # no zone: UTC
+    ],
+)
+def test_last_updated_on_may_be_an_iso_8601_date_and_time(text: str, verified: datetime) -> None:
+    plan = {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001"}
+    record = one_provider(last_updated_on=text, plans=[plan])
+    assert record.problems == []
+    assert [ref.verified_at for ref in record.sites[0].plans] == [verified]
+
+
 def test_unreadable_plan_fields_are_problems() -> None:
     record = one_provider(
         last_updated_on="March 4",
@@ -393,7 +408,7 @@ def test_unreadable_plan_fields_are_problems() -> None:
         ],
     )
     assert record.problems == [
-        Problem("last_updated_on", "'March 4' is not a date (YYYY-MM-DD)"),
+        Problem("last_updated_on", "'March 4' is not a date (YYYY-MM-DD) or a date and time"),
         Problem("plans[0].plan_id", "the plan has no plan_id"),
         Problem("plans[1].years", "expected a list of years such as [2025, 2026], found '2025'"),
         Problem("plans[2]", "expected a plan object, found a string"),

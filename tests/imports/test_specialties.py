@@ -56,6 +56,27 @@ def test_matching_ignores_case_punctuation_and_accents(text: str, code: str) -> 
     assert nucc_code_for(text) == code
 
 
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        # What is in brackets counts when it says more, and is left out when it
+        # only abbreviates.
+        ("Physical Therapy (PT)", "225100000X"),
+        ("Physical Therapist Assistant (PTA)", "225200000X"),
+        ("Physical Therapy (Neurology)", "2251N0400X"),
+        ("Neurology (PT)", "2251N0400X"),
+        ("Physical Therapist (Assistant)", "225200000X"),
+        # A directory's inverted order.
+        ("Therapist, Physical", "225100000X"),
+        ("Therapist, Physical (PT)", "225100000X"),
+        # Medicare's name for the specialty (code 65).
+        ("Physical Therapist in Private Practice", "225100000X"),
+    ],
+)
+def test_spellings_of_real_directories_map(text: str, code: str) -> None:
+    assert nucc_code_for(text) == code
+
+
 @pytest.mark.parametrize("row", taxonomy_rows(), ids=lambda row: row["code"])
 def test_every_display_name_and_code_of_the_taxonomy_maps(row: dict[str, str]) -> None:
     assert nucc_code_for(row["display_name"]) == row["code"]
@@ -83,6 +104,8 @@ def test_every_display_name_and_code_of_the_taxonomy_maps(row: dict[str, str]) -
         "Occupational Therapy",
         "Occupational Therapist Assistant",
         "Chiropractor",
+        "Therapist, Occupational",
+        "Internal Medicine (IM)",
         "207R00000X",
         "",
         "   ",

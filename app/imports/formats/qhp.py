@@ -388,18 +388,26 @@ def _verified_at(item: dict[str, Any], problems: list[Problem]) -> datetime | No
     text = _text(item, "last_updated_on", "", problems)
     if text is None:
         return None
-    moment = _start_of_day(text)
+    moment = _moment(text)
     if moment is None:
-        problems.append(Problem("last_updated_on", f"{text!r} is not a date (YYYY-MM-DD)"))
+        problems.append(
+            Problem("last_updated_on", f"{text!r} is not a date (YYYY-MM-DD) or a date and time")
+        )
     return moment
 
 
 @lru_cache(maxsize=256)  # a file has few update dates; datetimes are immutable
-def _start_of_day(text: str) -> datetime | None:
+def _moment(text: str) -> datetime | None:
+    """A date, as the start of its day in UTC, or a date and time ("2025-03-01T10:00:00Z"):
+    the schema asks for "ISO 8601 format (e.g. YYYY-MM-DD)", and both are."""
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
