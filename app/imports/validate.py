@@ -27,6 +27,7 @@ from app.imports.records import (
     ProviderRecord,
     SiteRecord,
 )
+from app.imports.specialties import nucc_code_for
 from app.locations.address import address_key
 from app.locations.models import FacilityType, GeocodePrecision
 from app.networks.schemas import is_hios_shaped
@@ -245,8 +246,11 @@ def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> 
     codes: list[str] = []
     for index, raw in enumerate(values):
         token = raw.strip()
-        code = vocabulary.specialty_codes.get(token.upper()) or vocabulary.specialty_codes.get(
-            token.lower()
+        code = (
+            vocabulary.specialty_codes.get(token.upper())
+            or vocabulary.specialty_codes.get(token.lower())
+            # The display names /v1/specialties lists, and their common spellings.
+            or vocabulary.specialty_codes.get(nucc_code_for(token) or "")
         )
         if code is None:
             hint = (

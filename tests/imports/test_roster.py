@@ -370,6 +370,30 @@ def test_an_existing_therapist_keeps_what_the_file_leaves_out(
     assert searchable(client, q="anna") == [make_npi(1)]
 
 
+def test_template_specialties_may_be_the_names_the_api_lists(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    listed = {s["code"]: s["display_name"] for s in client.get("/v1/specialties").json()}
+    names = f"{listed['2251N0400X']}; {listed['225100000X']}"
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv([row(1, "lakeview", specialties=names)]),
+        payer_id=None,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.issues
+    therapist = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+    assert [(s["code"], s["primary"]) for s in therapist["specialties"]] == [
+        ("2251N0400X", True),
+        ("225100000X", False),
+    ]
+    unknown = import_bytes(
+        backend.engine, tmp_path, roster_csv([row(2, "loop", specialties="Occupational Therapy")]),
+        payer_id=None,
+    )  # fmt: skip
+    assert [(i.field, i.message) for i in unknown.issues] == [
+        ("specialties", "'Occupational Therapy': unknown specialty; see /v1/specialties")
+    ]
+
+
 def test_a_file_that_cannot_be_read_writes_nothing(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
