@@ -41,9 +41,20 @@ def is_valid_npi(value: str) -> bool:
     )
 
 
+# What a spreadsheet makes of a long number or a ZIP with leading zeros, in a
+# file saved from one: 1659381234 → 1.65938E+09, 06103 → 6103.
+_SPREADSHEET_NUMBER = re.compile(r"^\d(?:\.\d+)?E\+?\d+$", re.IGNORECASE)
+_SPREADSHEET_HINT = "format the column as text"
+
+
 def _npi(value: str) -> str:
     value = value.strip()
     if not (len(value) == 10 and value.isascii() and value.isdigit()):
+        if _SPREADSHEET_NUMBER.match(value):
+            raise ValueError(
+                f"NPI must be exactly 10 digits; {value!r} is a number a spreadsheet "
+                f"rewrote ({_SPREADSHEET_HINT})"
+            )
         raise ValueError("NPI must be exactly 10 digits")
     if not is_valid_npi(value):
         raise ValueError("NPI check digit is wrong (Luhn over 80840 + first nine digits)")
@@ -70,6 +81,11 @@ _ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 def _zip(value: str) -> str:
     match = _ZIP.match(value.strip())
     if not match:
+        if re.fullmatch(r"\d{3,4}", value.strip()):
+            raise ValueError(
+                f"ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789); {value.strip()!r} may "
+                f"have lost a leading zero to a spreadsheet ({_SPREADSHEET_HINT})"
+            )
         raise ValueError("ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789)")
     five, four = match.groups()
     return f"{five}-{four}" if four else five

@@ -1,8 +1,10 @@
 """The field rules shared by the API and the imports: NPI check digits and address keys."""
 
+from collections.abc import Callable
+
 import pytest
 
-from app.fields import is_valid_npi, npi_check_digit
+from app.fields import is_valid_npi, normalise_npi, normalise_zip, npi_check_digit
 from app.locations.address import address_key
 
 
@@ -56,3 +58,29 @@ def test_accents_do_not_matter_but_numbers_do() -> None:
         line1="14 Calle Mendez", line2=None, city="Mayaguez", state="PR", zip_code="00680"
     )
     assert accented == plain != other
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "hint"),
+    [
+        (normalise_npi, "1.65938E+09", "'1.65938E+09' is a number a spreadsheet rewrote"),
+        (normalise_npi, "1.659381234e9", "'1.659381234e9' is a number a spreadsheet rewrote"),
+        (normalise_zip, "6103", "'6103' may have lost a leading zero to a spreadsheet"),
+        (normalise_zip, "501", "'501' may have lost a leading zero to a spreadsheet"),
+    ],
+)
+def test_what_a_spreadsheet_did_to_a_number_is_named(
+    check: Callable[[str], str], value: str, hint: str
+) -> None:
+    with pytest.raises(ValueError, match="format the column as text") as refused:
+        check(value)
+    assert hint in str(refused.value)
+
+
+@pytest.mark.parametrize(("check", "value"), [(normalise_npi, "12345"), (normalise_zip, "6O103")])
+def test_other_malformed_numbers_get_no_spreadsheet_hint(
+    check: Callable[[str], str], value: str
+) -> None:
+    with pytest.raises(ValueError, match="must be") as refused:
+        check(value)
+    assert "spreadsheet" not in str(refused.value)

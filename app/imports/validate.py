@@ -126,11 +126,16 @@ class _Checker:
     def phone(self, name: str, value: str | None) -> str | None:
         if not value or not value.strip():
             return None
+        number, extension = _without_extension(value)
         try:
-            return normalise_phone(value)
+            phone = normalise_phone(number)
         except ValueError as error:
             self.warnings.append(Problem(name, f"{error}; left out"))
             return None
+        if extension:
+            message = f"extension {extension!r} left out (the directory keeps the 10 digits)"
+            self.warnings.append(Problem(name, message))
+        return phone
 
     def codes(
         self, name: str, values: list[str], known: dict[str, str] | set[str], *, upper: bool
@@ -240,6 +245,15 @@ def _check(
         sites=[site for site in sites if site is not None],
     )
     return Checked(provider, [], check.warnings, npi)
+
+
+# "(847) 555-0100 ext. 12", "847-555-0100 x12": directories write extensions so.
+_EXTENSION = re.compile(r"^(.*?\d)\s*,?\s*(?:ext\.?|extension|x)\s*(\d{1,6})\s*$", re.IGNORECASE)
+
+
+def _without_extension(value: str) -> tuple[str, str | None]:
+    match = _EXTENSION.match(value.strip())
+    return (match[1], match[2]) if match else (value, None)
 
 
 def _specialties(check: _Checker, values: list[str], vocabulary: Vocabulary) -> list[str]:

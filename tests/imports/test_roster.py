@@ -394,6 +394,20 @@ def test_template_specialties_may_be_the_names_the_api_lists(
     ]
 
 
+@pytest.mark.parametrize("written", ["(312) 555-0147 ext. 12", "312-555-0147 x12"])
+def test_a_phone_extension_is_left_out_and_the_number_kept(
+    client: TestClient, backend: Backend, tmp_path: Path, written: str
+) -> None:
+    content = roster_csv([row(1, "lakeview", phone=written)])
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert outcome.succeeded, outcome.issues
+    assert [(i.level, i.field, i.message) for i in outcome.issues] == [
+        ("warning", "phone", "line 2: extension '12' left out (the directory keeps the 10 digits)")
+    ]
+    therapist = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+    assert therapist["practices"][0]["location"]["phone"] == "3125550147"
+
+
 def test_a_file_that_cannot_be_read_writes_nothing(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
