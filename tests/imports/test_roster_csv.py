@@ -216,6 +216,17 @@ def test_unknown_column_is_refused_naming_it() -> None:
     assert refused.value.line == 1
 
 
+def test_the_nppes_file_sent_as_the_template_is_refused_naming_its_format() -> None:
+    sample = Path(__file__).parent.parent / "fixtures" / "nppes" / "nppes_sample_practitioners.csv"
+    with sample.open("rb") as stream:
+        head = b"".join(stream.readline() for _ in range(3))
+    with pytest.raises(ImportFileError, match=r"'entity type code'.*send format=nppes\)$"):
+        parse_bytes(head)
+    with pytest.raises(ImportFileError) as other:
+        parse_bytes(roster_bytes(row(), columns=(*REQUIRED_COLUMNS, "provider_type")))
+    assert "nppes" not in other.value.message
+
+
 def test_unnamed_column_is_refused_naming_its_position() -> None:
     columns = (*REQUIRED_COLUMNS[:3], "", *REQUIRED_COLUMNS[3:])
     with pytest.raises(ImportFileError, match=r"unnamed column \(column 4\)"):
@@ -250,10 +261,9 @@ def test_column_named_twice_is_refused() -> None:
         parse_bytes(roster_bytes(row(), columns=(*REQUIRED_COLUMNS, "NPI")))
 
 
-def test_header_of_an_nppes_file_is_refused() -> None:
-    data = b'"NPI","Entity Type Code","Provider Last Name (Legal Name)"\r\n'
-    with pytest.raises(ImportFileError, match="'entity type code'"):
-        parse_bytes(data)
+@pytest.mark.parametrize("written", ["PT, DPT", "PT; DPT", "PT|DPT", " PT ,, DPT "])
+def test_credentials_are_split_at_commas_too(written: str) -> None:
+    assert only_provider(roster_bytes(row(credentials=written))).credentials == ["PT", "DPT"]
 
 
 def test_optional_columns_may_be_left_out() -> None:

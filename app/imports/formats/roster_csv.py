@@ -94,6 +94,7 @@ _PLAN_DETAIL_COLUMNS = (
     "verified_at",
 )
 _LIST_SEPARATOR = re.compile(r"[;|]")
+_CREDENTIAL_SEPARATOR = re.compile(r"[;|,]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 _BOOLEANS = {
@@ -165,8 +166,12 @@ def _column_names(header: Sequence[str]) -> list[str]:
     if unknown:
         shown = ", ".join(unknown[:_SHOWN_UNKNOWN])
         more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+        # The national NPI file is the CSV most often sent in the template's place.
+        nppes = " (this is the NPPES dissemination file: send format=nppes)"
+        hint = nppes if {"entity type code", "npi"} <= set(names) else ""
         raise ImportFileError(
-            f"the header has columns the roster template does not know: {shown}{more}", line=1
+            f"the header has columns the roster template does not know: {shown}{more}{hint}",
+            line=1,
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -215,7 +220,8 @@ class _Row:
             middle_name=values["middle_name"],
             last_name=values["last_name"],
             name_suffix=values["name_suffix"],
-            credentials=_split(values["credentials"]),
+            # Written after a name with commas ("PT, DPT"), as NPPES lists them too.
+            credentials=_split(values["credentials"], _CREDENTIAL_SEPARATOR),
             gender=self._gender(values["gender"]),
             specialties=_split(values["specialties"]),
             certifications=_split(values["certifications"]),
@@ -555,10 +561,10 @@ def _declare_plan(
     return None
 
 
-def _split(cell: str | None) -> list[str]:
-    return [] if cell is None else list(_items(cell))
+def _split(cell: str | None, separator: re.Pattern[str] = _LIST_SEPARATOR) -> list[str]:
+    return [] if cell is None else list(_items(cell, separator))
 
 
 @lru_cache(maxsize=4096)  # a roster repeats the same few lists (specialties, languages)
-def _items(cell: str) -> tuple[str, ...]:
-    return tuple(item for item in (part.strip() for part in _LIST_SEPARATOR.split(cell)) if item)
+def _items(cell: str, separator: re.Pattern[str]) -> tuple[str, ...]:
+    return tuple(item for item in (part.strip() for part in separator.split(cell)) if item)
