@@ -398,6 +398,32 @@ def test_last_updated_on_may_be_an_iso_8601_date_and_time(text: str, verified: d
     assert [ref.verified_at for ref in record.sites[0].plans] == [verified]
 
 
+def test_a_cost_sharing_variant_id_is_read_as_its_plan_with_a_warning() -> None:
+    plans = [
+        {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001-01"},
+        {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345il001000203"},  # no dash
+        {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010003-1"},  # no variant
+    ]
+    record = one_provider(plans=plans)
+    assert [ref.key for ref in record.sites[0].plans] == [
+        "12345IL0010001",
+        "12345IL0010002",
+        "12345IL0010003-1",  # left for the plan check to refuse
+    ]
+    assert record.warnings == [
+        Problem(
+            "plans[0].plan_id",
+            "12345IL0010001-01 is a cost-sharing variant of plan 12345IL0010001; "
+            "read as 12345IL0010001",
+        ),
+        Problem(
+            "plans[1].plan_id",
+            "12345IL001000203 is a cost-sharing variant of plan 12345IL0010002; "
+            "read as 12345IL0010002",
+        ),
+    ]
+
+
 def test_unreadable_plan_fields_are_problems() -> None:
     record = one_provider(
         last_updated_on="March 4",

@@ -296,6 +296,8 @@ def _plan_refs(
         key = _plan_id(plan, prefix, problems)
         if key is None:
             continue
+        if len(key) != _HIOS_LENGTH:
+            key = _standard_component(key, prefix, warnings)
         tier = _text(plan, "network_tier", prefix, problems)
         first, last = _years(plan, prefix, problems)
         known = refs.get(key)
@@ -337,6 +339,23 @@ def _plan_id(plan: dict[str, Any], prefix: str, problems: list[Problem]) -> str 
         problems.append(Problem(f"{prefix}plan_id", "the plan has no plan_id"))
         return None
     return plan_id.upper()
+
+
+_HIOS_LENGTH = 14
+# A plan's cost-sharing reduction variant: its 14-character id, a dash (often
+# left out) and two digits. The CMS schema asks for the 14-character id.
+_CSR_VARIANT = re.compile(r"^(\d{5}[A-Z]{2}\d{7})-?(\d{2})$")
+
+
+def _standard_component(key: str, prefix: str, warnings: list[Problem]) -> str:
+    """The plan a cost-sharing variant id ("12345IL0010001-01") belongs to: the variants
+    of a plan share its network."""
+    match = _CSR_VARIANT.match(key)
+    if match is None:
+        return key
+    message = f"{key} is a cost-sharing variant of plan {match[1]}; read as {match[1]}"
+    warnings.append(Problem(f"{prefix}plan_id", message))
+    return match[1]
 
 
 def _years(
