@@ -252,6 +252,8 @@ _EXTENSION = re.compile(r"^(.*?\d)\s*,?\s*(?:ext\.?|extension|x)\s*(\d{1,6})\s*$
 
 
 def _without_extension(value: str) -> tuple[str, str | None]:
+    if "x" not in value and "X" not in value:  # every spelling has one; most phones none
+        return value, None
     match = _EXTENSION.match(value.strip())
     return (match[1], match[2]) if match else (value, None)
 
