@@ -108,20 +108,42 @@ def network_reference(id: str) -> dict[str, Any]:
     }
 
 
-def new_patients(code: str) -> dict[str, Any]:
-    return {
-        "url": f"{PLAN_NET}StructureDefinition/newpatients",
-        "extension": [
-            {
-                "url": "acceptingPatients",
-                "valueCodeableConcept": {
-                    "coding": [
-                        {"system": f"{PLAN_NET}CodeSystem/AcceptingPatientsCS", "code": code}
-                    ]
-                },
-            }
-        ],
-    }
+def new_patients(code: str, network: str | None = None) -> dict[str, Any]:
+    """The newpatients extension; with `network`, what it says of that network only."""
+    concept = {"coding": [{"system": f"{PLAN_NET}CodeSystem/AcceptingPatientsCS", "code": code}]}
+    parts: list[dict[str, Any]] = [{"url": "acceptingPatients", "valueCodeableConcept": concept}]
+    if network is not None:
+        parts.append(
+            {"url": "fromnetwork", "valueReference": {"reference": f"Organization/{network}"}}
+        )
+    return {"url": f"{PLAN_NET}StructureDefinition/newpatients", "extension": parts}
+
+
+def plan_entry(hios: str | None, level: dict[str, Any] | None, *networks: str) -> dict[str, Any]:
+    """One of a product's `plan[]`: a specific plan when it has an identifier (`hios`)."""
+    entry: dict[str, Any] = {"network": [{"reference": f"Organization/{n}"} for n in networks]}
+    if hios is not None:
+        entry["identifier"] = [{"system": "http://example.org/hios", "value": hios}]
+    if level is not None:
+        entry["type"] = level
+    return entry
+
+
+def metal(code: str) -> dict[str, Any]:
+    """An InsurancePlanTypeCS plan type, coded only (no text, no display)."""
+    return {"coding": [{"system": f"{PLAN_NET}CodeSystem/InsurancePlanTypeCS", "code": code}]}
+
+
+QHP = [{"coding": [{"system": f"{PLAN_NET}CodeSystem/InsuranceProductTypeCS", "code": "qhp"}]}]
+
+
+def declared(records: list[Record]) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(key, name, plan type, HIOS id) of each plan the file declares."""
+    return [
+        (record.key, record.name, record.plan_type, record.hios_plan_id)
+        for record in records
+        if isinstance(record, PlanRecord)
+    ]
 
 
 def provider_of(records: list[Record]) -> ProviderRecord:
@@ -442,6 +464,88 @@ def test_roles_at_one_location_share_a_site() -> None:
     # Accepting through one network and not another: nothing to promise.
     assert site.accepting_new_patients is None
     assert [plan.key for plan in site.plans] == ["Organization/net-a", "Organization/net-b"]
+    assert record.warnings == [
+        Problem(
+            "PractitionerRole/b.extension:newpatients",
+            "accepting new patients for Organization/net-a (Network net-a), not for "
+            "Organization/net-b (Network net-b); the directory holds one value per practice, "
+            "so the practice at Location/loc is unknown: stored as not accepting (one already "
+            "in the directory keeps its value)",
+        )
+    ]
+
+
+def test_networks_that_disagree_on_new_patients_are_a_warning() -> None:
+    # One role, one newpatients extension per network, as the IG means them.
+    per_network = (
+        new_patients("newpt", "net-a"),
+        new_patients("nopt", "net-b"),
+        network_reference("net-a"),
+        network_reference("net-b"),
+    )
+    resources = (practitioner(), role(extension=per_network), location(),
+                 network("net-a"), network("net-b"))  # fmt: skip
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert [site.accepting_new_patients for site in record.sites] == [None]
+    assert record.warnings == [
+        Problem(
+            "PractitionerRole/role.extension:newpatients",
+            "accepting new patients for Organization/net-a (Network net-a), not for "
+            "Organization/net-b (Network net-b); the directory holds one value per practice, "
+            "so the practice at Location/loc is unknown: stored as not accepting (one already "
+            "in the directory keeps its value)",
+        )
+    ]
+    assert record.problems == []
+
+
+@pytest.mark.parametrize(("here", "elsewhere"), [("nopt", "newpt"), ("newpt", "nopt")])
+def test_what_a_role_says_of_the_files_networks_stands_over_another_network(
+    here: str, elsewhere: str
+) -> None:
+    # "other-payer" is in no InsurancePlan and no Organization of the file.
+    said = (new_patients(elsewhere, "other-payer"), new_patients(here, "net"))
+    resources = (
+        practitioner(),
+        role(extension=(*said, network_reference("net"))),
+        location(),
+        network("net"),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert [site.accepting_new_patients for site in record.sites] == [here == "newpt"]
+    assert record.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("text", "accepting"),
+    [
+        ("Accepting New Patients", True),
+        ("accepting", True),
+        ("NOT ACCEPTING", False),
+        ("Not accepting  new patients", False),
+        ("Existing patients only", False),
+    ],
+)
+def test_accepting_patients_given_as_text_alone_is_read(text: str, accepting: bool) -> None:
+    def said(text: str) -> ProviderRecord:
+        value = {"url": "acceptingPatients", "valueCodeableConcept": {"text": text}}
+        extension = {"url": f"{PLAN_NET}StructureDefinition/newpatients", "extension": [value]}
+        return provider_of(ndjson(as_ndjson(practitioner(), location(),
+                                            role(extension=(extension,)))))  # fmt: skip
+
+    record = said(text)
+    assert ([site.accepting_new_patients for site in record.sites], record.problems) == (
+        [accepting],
+        [],
+    )
+    # A text that does not read plainly is still refused, as a concept without a code.
+    assert [(p.field, p.message) for p in said("Call the office").problems] == [
+        (
+            "PractitionerRole/role.extension[0]",
+            "acceptingPatients has no code "
+            "(valueCodeableConcept with one of newpt, nopt, existptonly, existptfam)",
+        )
+    ]
 
 
 def test_a_network_listed_by_plans_becomes_those_plans() -> None:
@@ -476,6 +580,134 @@ def test_a_network_named_only_by_a_plans_cost_sharing_variant_becomes_that_plan(
         "InsurancePlan/gold"
     ]
     assert [plan.key for plan in provider_of(records).sites[0].plans] == ["InsurancePlan/gold"]
+
+
+def test_a_products_plans_with_identifiers_of_their_own_are_plans_of_their_own() -> None:
+    # A product (InsurancePlan) with two plans, each with its HIOS id and its own
+    # network; the product's network that neither names is in both.
+    individual = insurance_plan(
+        "individual", "net-gold", "net-everyone", name="Acme Individual", type=QHP,
+        plan=[plan_entry("12345CT0010001", metal("gold"), "net-gold"),
+              plan_entry("12345ct0020002", {"text": "Silver 70"}, "net-silver")],
+    )  # fmt: skip
+    # A product of one plan is named as the product: nothing to tell apart.
+    only = insurance_plan(
+        "only", name="Acme Gold Only", type=QHP,
+        plan=[plan_entry("12345CT0030003", metal("gold"), "net-only")],
+    )  # fmt: skip
+    elm, oak, pine = (
+        location(name, address={"line": [f"{number} {name} St"], "city": "Evanston",
+                                "state": "IL", "postalCode": "60201"})
+        for number, name in ((5, "elm"), (7, "oak"), (9, "pine"))
+    )  # fmt: skip
+    roles = (
+        role("silver-only", locations=("elm",), extension=(network_reference("net-silver"),)),
+        role("everyone", locations=("oak",), extension=(network_reference("net-everyone"),)),
+        role("only", locations=("pine",), extension=(network_reference("net-only"),)),
+    )
+    records = ndjson(as_ndjson(individual, only, practitioner(), *roles, elm, oak, pine))
+    assert declared(records) == [
+        ("InsurancePlan/individual.plan[0]", "Acme Individual Gold", "marketplace",
+         "12345CT0010001"),
+        ("InsurancePlan/individual.plan[1]", "Acme Individual Silver 70", "marketplace",
+         "12345CT0020002"),
+        ("InsurancePlan/only.plan[0]", "Acme Gold Only", "marketplace", "12345CT0030003"),
+    ]  # fmt: skip
+    found = provider_of(records)
+    assert found.problems == []
+    assert {site.address_line1: [plan.key for plan in site.plans] for site in found.sites} == {
+        "5 elm St": ["InsurancePlan/individual.plan[1]"],
+        "7 oak St": ["InsurancePlan/individual.plan[0]", "InsurancePlan/individual.plan[1]"],
+        "9 pine St": ["InsurancePlan/only.plan[0]"],
+    }
+
+
+def test_a_products_cost_sharing_variants_stay_the_products_plan() -> None:
+    # Entries without an identifier are the product's own variants: one plan with it,
+    # beside the plan that has an identifier of its own.
+    product = insurance_plan("p", name="Acme", type=QHP, plan=[
+        plan_entry(None, {"text": "Gold 80"}, "net-variant"),
+        plan_entry("12345CT0010001", metal("silver"), "net-silver"),
+    ])  # fmt: skip
+    resources = (product, practitioner(), location(),
+                 role(extension=(network_reference("net-variant"),)))  # fmt: skip
+    records = ndjson(as_ndjson(*resources))
+    assert declared(records) == [
+        ("InsurancePlan/p", "Acme", "marketplace", None),
+        ("InsurancePlan/p.plan[1]", "Acme Silver", "marketplace", "12345CT0010001"),
+    ]
+    assert [plan.key for plan in provider_of(records).sites[0].plans] == ["InsurancePlan/p"]
+
+
+def test_plans_of_a_product_that_would_share_a_name_add_their_identifier() -> None:
+    # The same metal level in two states; plans without a type at all.
+    product = insurance_plan("p", name="Acme", plan=[
+        plan_entry("12345CT0010001", metal("gold")),
+        plan_entry("12345IL0010001", {"coding": [{"display": "gold"}]}),
+        plan_entry("PLAN-7", None),
+        plan_entry("PLAN-8", None),
+    ])  # fmt: skip
+    assert [name for _, name, _, _ in declared(ndjson(as_ndjson(product)))] == [
+        "Acme Gold (12345CT0010001)",
+        "Acme gold (12345IL0010001)",
+        "Acme (PLAN-7)",
+        "Acme (PLAN-8)",
+    ]
+
+
+def test_a_plan_named_after_its_product_keeps_within_the_name_limit() -> None:
+    product = insurance_plan("p", name="A" * 198, plan=[
+        plan_entry("12345CT0010001", metal("gold")),
+        plan_entry("12345CT0020002", metal("silver")),
+    ])  # fmt: skip
+    names = [name or "" for _, name, _, _ in declared(ndjson(as_ndjson(product)))]
+    # The product's name is cut, not the plan's own label: that is what tells them apart.
+    assert names == ["A" * 195 + " Gold", "A" * 193 + " Silver"]
+    assert [len(name) for name in names] == [200, 200]
+
+
+def test_a_location_contained_in_the_role_is_its_site() -> None:
+    contained = location(
+        "clinic",
+        name="Contained Clinic",
+        address={"line": ["200 Main St"], "city": "New Britain", "state": "CT",
+                 "postalCode": "06051"},
+        position={"latitude": 41.66, "longitude": -72.78},
+        telecom=[{"system": "phone", "value": "860-555-0199"}],
+        extension=[new_patients("newpt")],
+    )  # fmt: skip
+    local = role(extension=(network_reference("net"),), contained=[contained])
+    local["location"] = [{"reference": "#clinic"}]
+    # A Location of the same id in the file is another resource: a contained id is local.
+    records = ndjson(as_ndjson(practitioner(), local, network("net"), location("clinic")))
+    found = provider_of(records)
+    assert (found.problems, found.warnings) == ([], [])
+    assert found.sites == [
+        SiteRecord(
+            name="Contained Clinic",
+            address_line1="200 Main St",
+            city="New Britain",
+            state="CT",
+            zip="06051",
+            latitude=41.66,
+            longitude=-72.78,
+            phone="860-555-0199",
+            accepting_new_patients=True,
+            plans=[PlanRef("Organization/net")],
+            path="PractitionerRole/role.contained[0]",
+        )
+    ]
+
+
+def test_a_reference_to_a_location_the_role_does_not_contain_says_so() -> None:
+    local = role(contained=[{"resourceType": "Organization", "id": "clinic"}])
+    local["location"] = [{"reference": "#clinic"}]
+    found = provider_of(ndjson(as_ndjson(practitioner(), local, location("clinic"))))
+    assert found.problems == [
+        Problem(
+            "PractitionerRole/role.location[0]", "#clinic is not a Location contained in the role"
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -708,6 +940,24 @@ def test_unknown_gender_and_other_gender() -> None:
         None,
         [Problem("Practitioner/pt.gender", "'robot' is not male, female or other; left out")],
     )
+
+
+def test_the_name_in_use_is_taken_not_the_first_listed() -> None:
+    def name_of(*names: dict[str, Any]) -> tuple[str | None, ...]:
+        record = provider_of(ndjson(as_ndjson(practitioner(name=list(names)), role(), location())))
+        return record.first_name, record.middle_name, record.last_name, record.name_suffix
+
+    def named(family: str, use: str | None = None, **parts: Any) -> dict[str, Any]:
+        return {"family": family, "given": ["Jane"], **({"use": use} if use else {}), **parts}
+
+    married = named("Married", "official", given=["Jane", "Q."], suffix=["DPT"])
+    assert name_of(named("Maiden", "old"), married) == ("Jane", "Q.", "Married", "DPT")
+    assert name_of(named("Usual", "usual"), named("Official", "official"))[2] == "Official"
+    assert name_of(named("Old", "old"), named("Usual", "usual"))[2] == "Usual"
+    assert name_of(named("Temp", "temp"), named("Plain"))[2] == "Plain"
+    assert name_of(named("Maiden", "maiden"), named("Nick", "nickname"))[2] == "Nick"
+    # Only names no longer in use: the first listed, as before.
+    assert name_of(named("Maiden", "maiden"), named("Old", "old"))[2] == "Maiden"
 
 
 def test_a_practitioner_without_id_is_skipped() -> None:

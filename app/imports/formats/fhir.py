@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -64,6 +65,20 @@ _STORED = frozenset(
 # `existptonly` and `existptfam` (existing patients and their families) turn the
 # public away, so they count as not accepting.
 _ACCEPTING_CODES = {"newpt": True, "nopt": False, "existptonly": False, "existptfam": False}
+# What files write in acceptingPatients.text alone, lowercased: plain phrasings,
+# and the code system's own displays and definitions.
+_ACCEPTING_TEXTS = {
+    "accepting": True,
+    "accepting new patients": True,
+    "accepting patients": True,
+    "not accepting": False,
+    "not accepting new patients": False,
+    "not accepting patients": False,
+    "existing patients only": False,
+    "accepting existing patients": False,
+    "accepting existing patients and their families": False,
+    "accepting existing patients and members of their families": False,
+}
 # InsuranceProductTypeCS → PlanType. Medicare Part A and Part D plans, dental,
 # vision, TRICARE, VA and IHS have no PlanType of their own: left unknown.
 _PLAN_TYPES = {
@@ -81,7 +96,24 @@ _PLAN_TYPES = {
     "commepo": "commercial",
     "fep": "commercial",  # FEHB plans are sold by commercial carriers
 }
+# InsurancePlanTypeCS → how a plan's name ends when its type has no text or
+# display: the code system's displays, without the "-QHP" the product type says.
+_PLAN_LEVELS = {
+    "platinum": "Platinum",
+    "gold": "Gold",
+    "silver": "Silver",
+    "bronze": "Bronze",
+    "catastrophic": "Catastrophic",
+    "lowdeductible": "Low Deductible",
+    "highdeductible": "High Deductible",
+    "catastrophicplan": "Catastrophic Plan",
+}
+_PLAN_NAME_LIMIT = 200  # Plan.name's length, which PlanCatalogue.declare enforces
 _FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.+)?$")
+# HumanName.use, best first; any other use (temp, nickname, anonymous) ranks
+# between a name without one and the names no longer in use.
+_NAME_USES = {"official": 0, "usual": 1, "": 2, "old": 4, "maiden": 4}
+_OTHER_NAME_USE = 3
 _GENDERS = frozenset({"male", "female", "other"})
 
 _SCHEMA = """
@@ -96,8 +128,11 @@ CREATE TABLE resource (
     body TEXT NOT NULL,
     PRIMARY KEY (type, id)
 );
--- `position` is that of the InsurancePlan or PractitionerRole naming the network.
-CREATE TABLE plan_network (network TEXT NOT NULL, plan TEXT NOT NULL, position INTEGER NOT NULL);
+-- `position` is that of the InsurancePlan or PractitionerRole naming the network;
+-- `plan` the InsurancePlan's id, `key` that of the plan (the product, or one of its plan[]).
+CREATE TABLE plan_network (
+    network TEXT NOT NULL, plan TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL
+);
 CREATE TABLE role_network (network TEXT NOT NULL, role TEXT NOT NULL, position INTEGER NOT NULL);
 CREATE TABLE alias (full_url TEXT PRIMARY KEY, reference TEXT NOT NULL);
 """
@@ -324,7 +359,7 @@ class _ResourceStore:
         # Rows waiting to be stored, and what the second pass asks again and again.
         self._aliases: list[tuple[str, str]] = []
         self._resources: list[tuple[str, str, int, int | None, str | None, str]] = []
-        self._plan_networks: list[tuple[str, str, int]] = []
+        self._plan_networks: list[tuple[str, str, str, int]] = []
         self._role_networks: list[tuple[str, str, int]] = []
         self._plans_listing: dict[str, list[str]] = {}
         self._in_file: dict[str, bool] = {}
@@ -356,17 +391,10 @@ class _ResourceStore:
             self._aliases.append((urn, f"{kind}/{resource_id}"))
         practitioner = None
         if kind == "InsurancePlan":
-            # The plan's networks, and those of its plan[] entries (cost-sharing
-            # variants), which Plan-Net lets a file name instead.
-            listed = _list(resource.get("network")) + [
-                network
-                for variant in _list(resource.get("plan"))
-                if isinstance(variant, dict)
-                for network in _list(variant.get("network"))
-            ]
-            networks = {_reference(network) for network in listed}
             self._plan_networks.extend(
-                (network, resource_id, entry.position) for network in networks if network
+                (network, resource_id, plan.key, entry.position)
+                for plan in _plans_of(resource_id, resource)
+                for network in plan.networks
             )
         elif kind == "PractitionerRole":
             practitioner = _reference(resource.get("practitioner"))
@@ -394,7 +422,9 @@ class _ResourceStore:
             )
             if self._db.total_changes - stored < len(self._resources):
                 self._note_duplicates()
-            self._db.executemany("INSERT INTO plan_network VALUES (?, ?, ?)", self._plan_networks)
+            self._db.executemany(
+                "INSERT INTO plan_network VALUES (?, ?, ?, ?)", self._plan_networks
+            )
             self._db.executemany("INSERT INTO role_network VALUES (?, ?, ?)", self._role_networks)
         except UnicodeEncodeError as error:
             raise _not_unicode() from error
@@ -422,7 +452,7 @@ class _ResourceStore:
             "SELECT position, line, id, body FROM resource"
             " WHERE type = 'InsurancePlan' ORDER BY position"
         ):
-            yield _insurance_plan(position, line, plan_id, json.loads(body))
+            yield from _insurance_plans(position, line, plan_id, json.loads(body))
         for position, line, network_id, body in self._db.execute(_UNLISTED_NETWORKS):
             yield PlanRecord(
                 index=position,
@@ -465,17 +495,26 @@ class _ResourceStore:
         return [(role_id, json.loads(body)) for role_id, body in rows]
 
     def plans_listing(self, network: str) -> list[str]:
-        """The ids of the InsurancePlans that list a network, in file order."""
+        """The keys of the plans that list a network, in file order."""
         # A directory has few networks and every role names one: asked once each.
         listing = self._plans_listing.get(network)
         if listing is None:
             rows = self._db.execute(
-                "SELECT plan FROM plan_network WHERE network = ? ORDER BY position", (network,)
+                "SELECT key FROM plan_network WHERE network = ? ORDER BY position, rowid",
+                (network,),
             )
-            listing = self._plans_listing[network] = [str(plan_id) for (plan_id,) in rows]
+            listing = self._plans_listing[network] = [str(key) for (key,) in rows]
             if len(self._plans_listing) > _CACHED:
                 self._plans_listing.clear()
         return listing
+
+    def is_network(self, reference: str) -> bool:
+        """Whether a reference is to one of the file's networks: an Organization in it,
+        or one an InsurancePlan in it lists."""
+        resolved = self.resolve(reference)
+        return resolved.startswith("Organization/") and (
+            bool(self.plans_listing(resolved)) or self.has(resolved)
+        )
 
     def has(self, reference: str) -> bool:
         """Whether the file has the resource a reference points to."""
@@ -487,9 +526,9 @@ class _ResourceStore:
         return found
 
 
-def _insurance_plan(
-    position: int, line: int | None, plan_id: str, plan: dict[str, Any]
-) -> PlanRecord:
+def _insurance_plans(
+    position: int, line: int | None, plan_id: str, product: dict[str, Any]
+) -> Iterator[PlanRecord]:
     problems: list[Problem] = []
     if plan_id.startswith("#"):
         problems.append(
@@ -498,15 +537,110 @@ def _insurance_plan(
                 "the InsurancePlan has no id or urn fullUrl, so no network can be tied to it",
             )
         )
-    return PlanRecord(
-        index=position,
-        line=line,
-        key=f"InsurancePlan/{plan_id}",
-        name=_string(plan.get("name")),
-        plan_type=_plan_type(plan),
-        hios_plan_id=_hios_plan_id(plan),
-        problems=problems,
-    )
+    plan_type = _plan_type(product)
+    for plan in _plans_of(plan_id, product):
+        yield PlanRecord(
+            index=position,
+            line=line,
+            key=plan.key,
+            name=plan.name,
+            plan_type=plan_type,
+            hios_plan_id=plan.hios_plan_id,
+            problems=list(problems),
+        )
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A plan an InsurancePlan declares: the product itself, or one of its `plan[]`."""
+
+    key: str
+    name: str | None
+    hios_plan_id: str | None
+    networks: list[str]
+
+
+def _plans_of(product_id: str, product: dict[str, Any]) -> list[_Plan]:
+    """The plans of an InsurancePlan, with the networks each one's providers are in.
+
+    A Plan-Net InsurancePlan is a product. A `plan[]` entry with an identifier of
+    its own is a specific plan of it (the identifier a HIOS plan id, say), and its
+    `network` that plan's: each is a plan of its own. Entries without one are the
+    product's cost-sharing variants, one plan with the product. A product
+    `network` that no entry names applies to every plan of the product.
+    """
+    key = f"InsurancePlan/{product_id}"
+    product_name = _string(product.get("name"))
+    entries = [entry for entry in _list(product.get("plan")) if isinstance(entry, dict)]
+    variants = [entry for entry in entries if not _identifiers(entry)]
+    plans: list[_Plan] = []
+    if variants or not entries:
+        named = [network for entry in variants for network in _networks(entry)]
+        plans.append(_Plan(key, product_name, _hios_plan_id(product), named))
+    plans += _entry_plans(key, product_name, entries, taken=[plan.name for plan in plans])
+    named_by_entries = {network for entry in entries for network in _networks(entry)}
+    shared = [network for network in _networks(product) if network not in named_by_entries]
+    for plan in plans:
+        plan.networks = list(dict.fromkeys(plan.networks + shared))
+    return plans
+
+
+def _entry_plans(
+    key: str, product_name: str | None, entries: list[dict[str, Any]], taken: list[str | None]
+) -> list[_Plan]:
+    """The plans of a product's `plan[]` entries that have an identifier of their own."""
+    identified = [
+        (position, entry) for position, entry in enumerate(entries) if _identifiers(entry)
+    ]
+    labels = [_plan_label(entry) for _, entry in identified]
+    # The product's only plan needs nothing to tell it apart ("Acme Gold" and its gold plan).
+    alone = len(identified) == 1 and not taken
+    names = [product_name if alone else _plan_name(product_name, label) for label in labels]
+    # A payer's plan names are unique (in any case): two plans named alike would
+    # be one, so each of them adds its identifier.
+    counted = Counter(name.casefold() for name in [*taken, *names] if name)
+    plans: list[_Plan] = []
+    for (position, entry), label, name in zip(identified, labels, names, strict=True):
+        hios = _hios_plan_id(entry)
+        if name and counted[name.casefold()] > 1:
+            name = _plan_name(product_name, label, f"({hios or _identifiers(entry)[0]})")
+        plans.append(_Plan(f"{key}.plan[{position}]", name, hios, _networks(entry)))
+    return plans
+
+
+def _identifiers(resource: dict[str, Any]) -> list[str]:
+    identifiers = _list(resource.get("identifier"))
+    values = (_string(found.get("value")) for found in identifiers if isinstance(found, dict))
+    return [value for value in values if value]
+
+
+def _networks(resource: dict[str, Any]) -> list[str]:
+    """The networks an InsurancePlan or one of its `plan[]` lists, each once."""
+    references = (_reference(network) for network in _list(resource.get("network")))
+    return list(dict.fromkeys(reference for reference in references if reference))
+
+
+def _plan_label(entry: dict[str, Any]) -> str | None:
+    """What tells a plan of a product apart: its type's text or display, else its code."""
+    concept = entry.get("type")
+    text = _string(concept.get("text")) if isinstance(concept, dict) else None
+    displays = (_string(coding.get("display")) for coding in _coding_objects(concept))
+    code = next((code for _, code in _codings(concept) if code), None)
+    fallback = _PLAN_LEVELS.get(code.lower(), code) if code else None
+    return text or next((display for display in displays if display), None) or fallback
+
+
+def _plan_name(product_name: str | None, *labels: str | None) -> str | None:
+    """The product's name and the plan's labels, the product's cut so that they fit."""
+    label = " ".join(label for label in labels if label)
+    if not label or not product_name:
+        return product_name or label or None
+    name = f"{product_name} {label}"
+    room = _PLAN_NAME_LIMIT - len(label) - 1
+    # A product name already too long is refused as a plan's would be.
+    if len(name) <= _PLAN_NAME_LIMIT or len(product_name) > _PLAN_NAME_LIMIT or room < 1:
+        return name
+    return f"{product_name[:room].rstrip()} {label}"
 
 
 def _plan_type(plan: dict[str, Any]) -> str | None:
@@ -517,14 +651,10 @@ def _plan_type(plan: dict[str, Any]) -> str | None:
     return None
 
 
-def _hios_plan_id(plan: dict[str, Any]) -> str | None:
-    identifiers = list(_list(plan.get("identifier")))
-    for cost_sharing in _list(plan.get("plan")):
-        if isinstance(cost_sharing, dict):
-            identifiers.extend(_list(cost_sharing.get("identifier")))
-    for identifier in identifiers:
-        value = _string(identifier.get("value")) if isinstance(identifier, dict) else None
-        if value and is_hios_shaped(value.upper()):
+def _hios_plan_id(resource: dict[str, Any]) -> str | None:
+    """The first HIOS-shaped identifier of an InsurancePlan or of one of its `plan[]`."""
+    for value in _identifiers(resource):
+        if is_hios_shaped(value.upper()):
             return value.upper()
     return None
 
@@ -663,9 +793,10 @@ def _npi(practitioner: dict[str, Any]) -> str | None:
 
 
 def _name(practitioner: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    """(first, middle, last, suffix) of the first name listed."""
-    names = _list(practitioner.get("name"))
-    name = names[0] if names and isinstance(names[0], dict) else {}
+    """(first, middle, last, suffix) of the name the practitioner goes by."""
+    names = [name for name in _list(practitioner.get("name")) if isinstance(name, dict)]
+    # min() keeps the first of equals: the file's order decides within a use.
+    name = min(names, key=_name_rank, default={})
     given = [part for part in map(_string, _list(name.get("given"))) if part]
     suffixes = [part for part in map(_string, _list(name.get("suffix"))) if part]
     return (
@@ -674,6 +805,12 @@ def _name(practitioner: dict[str, Any]) -> tuple[str | None, str | None, str | N
         _string(name.get("family")),
         " ".join(suffixes) or None,
     )
+
+
+def _name_rank(name: dict[str, Any]) -> int:
+    """Old and maiden names are no longer in use: taken only when every name is."""
+    use = (_string(name.get("use")) or "").lower()
+    return _NAME_USES.get(use, _OTHER_NAME_USE)
 
 
 def _gender(practitioner: dict[str, Any], path: str, warnings: list[Problem]) -> str | None:
@@ -746,11 +883,12 @@ def _sites(
     reference goes to `closed`.
     """
     sites: dict[str, SiteRecord] = {}
-    accepting: dict[str, set[bool]] = {}  # what each role there says, by Location
-    location_accepting: dict[str, set[bool]] = {}
+    voices: dict[str, list[_Voice]] = {}  # whether new patients are accepted, by site
+    location_said: dict[str, list[_Said]] = {}
     for role_id, role in roles:
         path = f"PractitionerRole/{role_id}"
-        role_accepting = _new_patients(role, path, problems)
+        role_said = _new_patients(store, role, path, problems)
+        networks = [network for _, network in _network_references(role) if network]
         plans = _plan_refs(store, role, path, problems)
         locations = _list(role.get("location"))
         if not locations:
@@ -758,15 +896,15 @@ def _sites(
             warnings.append(Problem(f"{path}.location", message))
         for position, reference in enumerate(locations):
             target = _reference(reference)
-            resolved = store.resolve(target) if target else ""
-            found = store.get(resolved) if resolved.startswith("Location/") else None
+            found = _location(store, path, role, target)
             if found is None:
-                shown = target or "the reference"
-                message = f"{shown} is not a Location in the file"
+                where = (
+                    "contained in the role" if target and target.startswith("#") else "in the file"
+                )
+                message = f"{target or 'the reference'} is not a Location {where}"
                 problems.append(Problem(f"{path}.location[{position}]", message))
                 continue
-            location_id, location = found
-            key = f"Location/{location_id}"
+            key, location = found
             status = _string(location.get("status"))
             if status in ("inactive", "suspended"):
                 message = f"{key} is {status}; no practice there"
@@ -776,22 +914,40 @@ def _sites(
             site = sites.get(key)
             if site is None:
                 site = sites[key] = _site(location, key, problems)
-                location_accepting[key] = _new_patients(location, key, problems)
-                accepting[key] = set()
+                location_said[key] = _new_patients(store, location, key, problems)
+                voices[key] = []
             site.phone = site.phone or _telecom(role, "phone")
             site.fax = site.fax or _telecom(role, "fax")
             # The role's own statement is the practitioner's; a Location's is
             # the practice's, and stands in when the role says nothing.
-            accepting[key] |= role_accepting or location_accepting[key]
+            speaker, said = (path, role_said) if role_said else (key, location_said[key])
+            voices[key].extend(_voices(said, networks or [path], speaker))
             listed = {plan.key for plan in site.plans}
             site.plans.extend(plan.copy() for plan in plans if plan.key not in listed)
     for key, site in sites.items():
-        # Roles that disagree (accepting through one network, not another)
-        # leave the site unknown rather than promise an appointment.
-        site.accepting_new_patients = (
-            next(iter(accepting[key])) if len(accepting[key]) == 1 else None
-        )
+        site.accepting_new_patients = _accepting(store, key, voices[key], warnings)
     return list(sites.values())
+
+
+def _location(
+    store: _ResourceStore, path: str, role: dict[str, Any], target: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    """(key, Location) a role's location reference points to: a Location in the file,
+    or one the role contains (`#id`), which is the site just as well."""
+    if target is None:
+        return None
+    if target.startswith("#"):
+        for position, contained in enumerate(_list(role.get("contained"))):
+            if (
+                isinstance(contained, dict)
+                and contained.get("resourceType") == "Location"
+                and _string(contained.get("id")) == target[1:]
+            ):
+                return f"{path}.contained[{position}]", contained
+        return None
+    resolved = store.resolve(target)
+    found = store.get(resolved) if resolved.startswith("Location/") else None
+    return None if found is None else (f"Location/{found[0]}", found[1])
 
 
 def _site(location: dict[str, Any], key: str, problems: list[Problem]) -> SiteRecord:
@@ -841,35 +997,122 @@ def _telecom(resource: dict[str, Any], system: str) -> str | None:
     return min(ranked)[2] if ranked else None
 
 
-def _new_patients(resource: dict[str, Any], path: str, problems: list[Problem]) -> set[bool]:
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """What one newpatients extension says, and of which network when it names one."""
+
+    accepting: bool
+    network: str | None  # its `fromnetwork`
+
+
+@dataclass(frozen=True, slots=True)
+class _Voice:
+    """Whether new patients are accepted at a site through one network (or one role
+    that names none), and the field of the file that says so."""
+
+    accepting: bool
+    through: str  # a reference, as the file writes it
+    field: str
+
+
+def _new_patients(
+    store: _ResourceStore, resource: dict[str, Any], path: str, problems: list[Problem]
+) -> list[_Said]:
     """What the resource's newpatients extensions say (one per network, at most)."""
-    values: set[bool] = set()
+    said: list[_Said] = []
     for position, extension in enumerate(_list(resource.get("extension"))):
         if not isinstance(extension, dict) or extension.get("url") != NEW_PATIENTS:
             continue
-        for part in _list(extension.get("extension")):
-            if not isinstance(part, dict) or part.get("url") != "acceptingPatients":
+        parts = [part for part in _list(extension.get("extension")) if isinstance(part, dict)]
+        network = next(
+            (
+                _reference(part.get("valueReference"))
+                for part in parts
+                if part.get("url") == "fromnetwork"
+            ),
+            None,
+        )
+        for part in parts:
+            if part.get("url") != "acceptingPatients":
                 continue
-            if isinstance(part.get("valueBoolean"), bool):  # drafts of the IG used a boolean
-                values.add(part["valueBoolean"])
-                continue
-            codes = [code for _, code in _codings(part.get("valueCodeableConcept")) if code]
-            # The IG's type is CodeableConcept; files also write the bare code.
-            codes += [part[k] for k in ("valueCode", "valueString") if isinstance(part.get(k), str)]
-            known = [code.strip().lower() for code in codes]
-            known = [code for code in known if code in _ACCEPTING_CODES]
-            if known:
-                values.add(_ACCEPTING_CODES[known[0]])
-            else:
-                known_codes = ", ".join(_ACCEPTING_CODES)
-                found = (
-                    f"code {codes[0]!r} is not one of {known_codes}"
-                    if codes
-                    else f"has no code (valueCodeableConcept with one of {known_codes})"
-                )
-                message = f"acceptingPatients {found}"
-                problems.append(Problem(f"{path}.extension[{position}]", message))
-    return values
+            accepting = _accepting_patients(part, f"{path}.extension[{position}]", problems)
+            if accepting is not None:
+                said.append(_Said(accepting, network))
+    # A file may also say how the practitioner stands in another payer's network:
+    # what it says of its own networks is what this directory lists.
+    if any(entry.network and store.is_network(entry.network) for entry in said):
+        said = [entry for entry in said if not entry.network or store.is_network(entry.network)]
+    return said
+
+
+def _accepting_patients(part: dict[str, Any], path: str, problems: list[Problem]) -> bool | None:
+    """An acceptingPatients value: its code, else its text when it reads plainly."""
+    if isinstance(part.get("valueBoolean"), bool):  # drafts of the IG used a boolean
+        return bool(part["valueBoolean"])
+    concept = part.get("valueCodeableConcept")
+    codes = [code for _, code in _codings(concept) if code]
+    # The IG's type is CodeableConcept; files also write the bare code.
+    codes += [part[k] for k in ("valueCode", "valueString") if isinstance(part.get(k), str)]
+    known = [code.strip().lower() for code in codes]
+    known = [code for code in known if code in _ACCEPTING_CODES]
+    if known:
+        return _ACCEPTING_CODES[known[0]]
+    text = _string(concept.get("text")) if isinstance(concept, dict) else None
+    said = " ".join(text.lower().split()) if text else None
+    if said in _ACCEPTING_TEXTS:
+        return _ACCEPTING_TEXTS[said]
+    known_codes = ", ".join(_ACCEPTING_CODES)
+    found = (
+        f"code {codes[0]!r} is not one of {known_codes}"
+        if codes
+        else f"has no code (valueCodeableConcept with one of {known_codes})"
+    )
+    problems.append(Problem(path, f"acceptingPatients {found}"))
+    return None
+
+
+def _voices(said: list[_Said], networks: list[str], speaker: str) -> Iterator[_Voice]:
+    """Each statement, through the network it names, else through each of the role's."""
+    field = f"{speaker}.extension:newpatients"
+    for entry in said:
+        for network in [entry.network] if entry.network else networks:
+            yield _Voice(entry.accepting, network, field)
+
+
+def _accepting(
+    store: _ResourceStore, key: str, voices: list[_Voice], warnings: list[Problem]
+) -> bool | None:
+    """Whether the site takes new patients: what every statement there says, else unknown.
+
+    Accepting through one network and not another leaves the site unknown (stored as
+    not accepting) rather than promise an appointment: the directory holds one value
+    per practice, so the insurer is warned which network said what.
+    """
+    values = {voice.accepting for voice in voices}
+    if len(values) < 2:
+        return next(iter(values), None)
+
+    def through(accepting: bool) -> str:
+        names = (_network_name(store, v.through) for v in voices if v.accepting is accepting)
+        return ", ".join(dict.fromkeys(names))
+
+    field = next(voice.field for voice in voices if voice.accepting is not voices[0].accepting)
+    message = (
+        f"accepting new patients for {through(True)}, not for {through(False)}; the directory "
+        f"holds one value per practice, so the practice at {key} is unknown: stored as not "
+        "accepting (one already in the directory keeps its value)"
+    )
+    if Problem(field, message) not in warnings:
+        warnings.append(Problem(field, message))
+    return None
+
+
+def _network_name(store: _ResourceStore, reference: str) -> str:
+    """A network as messages name it: its reference, and its name when the file has it."""
+    reference = store.resolve(reference)  # a Bundle's urn:uuid, followed
+    found = store.get(reference) if reference.startswith("Organization/") else None
+    name = _string(found[1].get("name")) if found else None
+    return f"{reference} ({name})" if name else reference
 
 
 def _plan_refs(
@@ -887,7 +1130,7 @@ def _plan_refs(
             message = f"network-reference {network} does not point to an Organization"
             problems.append(Problem(extension_path, message))
             continue
-        plan_keys = [f"InsurancePlan/{plan_id}" for plan_id in store.plans_listing(resolved)]
+        plan_keys = list(store.plans_listing(resolved))
         if not plan_keys and store.has(resolved):
             plan_keys = [resolved]
         if not plan_keys:

@@ -1,0 +1,193 @@
+"""Plan-Net files imported: the plans, practices and names a payer then finds stored."""
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.imports.formats import Format
+from app.imports.service import Outcome
+from app.locations.models import Location
+from app.networks.models import Plan, PlanType
+from app.therapists.models import Practice, Therapist
+from tests.conftest import Backend
+from tests.factories import make_npi
+from tests.imports import test_fhir as plannet
+from tests.imports.helpers import import_bytes, roster_state
+
+DEE, ANA = make_npi(1), make_npi(2)
+
+
+def import_plannet(
+    backend: Backend,
+    tmp_path: Path,
+    payer_id: int,
+    *resources: dict[str, Any],
+    dry_run: bool = False,
+) -> Outcome:
+    return import_bytes(
+        backend.engine, tmp_path, plannet.as_ndjson(*resources), payer_id=payer_id,
+        format=Format.FHIR, dry_run=dry_run,
+    )  # fmt: skip
+
+
+def therapist(id: str, npi: str, **fields: Any) -> dict[str, Any]:
+    npi_system = "http://hl7.org/fhir/sid/us-npi"
+    return plannet.practitioner(id, identifier=[{"system": npi_system, "value": npi}], **fields)
+
+
+def street(id: str, line: str) -> dict[str, Any]:
+    address = {"line": [line], "city": "Hartford", "state": "CT", "postalCode": "06103"}
+    return plannet.location(id, address=address)
+
+
+def two_plan_product() -> list[dict[str, Any]]:
+    """A product with a gold and a silver plan, each with its HIOS id and network, and a
+    network of the product's that both include; Dee is only in silver's network."""
+    product = plannet.insurance_plan(
+        "individual", "net-everyone", name="Acme Individual", type=plannet.QHP,
+        plan=[plannet.plan_entry("12345CT0010001", plannet.metal("gold"), "net-gold"),
+              plannet.plan_entry("12345CT0020002", plannet.metal("silver"), "net-silver")],
+    )  # fmt: skip
+    return [
+        product,
+        *(plannet.network(name) for name in ("net-gold", "net-silver", "net-everyone")),
+        therapist("dee", DEE),
+        plannet.role("dee-role", "dee", ("elm",), (plannet.network_reference("net-silver"),)),
+        street("elm", "5 Elm St"),
+        therapist("ana", ANA),
+        plannet.role("ana-role", "ana", ("oak",), (plannet.network_reference("net-everyone"),)),
+        street("oak", "7 Oak St"),
+    ]
+
+
+def plans_of(db: Session, payer_id: int) -> list[tuple[str, str | None, PlanType]]:
+    rows = db.execute(
+        select(Plan.name, Plan.hios_plan_id, Plan.plan_type).where(Plan.payer_id == payer_id)
+    )
+    return sorted(tuple(row) for row in rows)
+
+
+def test_each_plan_of_a_product_lists_the_therapists_of_its_networks(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    outcome = import_plannet(backend, tmp_path, payer_id, *two_plan_product())
+    assert outcome.succeeded, outcome.issues
+    assert plans_of(db, payer_id) == [
+        ("Acme Individual Gold", "12345CT0010001", PlanType.MARKETPLACE),
+        ("Acme Individual Silver", "12345CT0020002", PlanType.MARKETPLACE),
+    ]
+    assert roster_state(backend.engine, payer_id) == [
+        (DEE, "5 Elm St", "Acme Individual Silver", None, None),
+        (ANA, "7 Oak St", "Acme Individual Gold", None, None),
+        (ANA, "7 Oak St", "Acme Individual Silver", None, None),
+    ]
+
+
+def test_a_product_imported_as_one_plan_before_becomes_its_plans(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    # What earlier imports made of the product: one plan, with its first HIOS id.
+    db.add(Plan(payer_id=payer_id, name="Acme Individual", plan_type=PlanType.MARKETPLACE,
+                hios_plan_id="12345CT0010001"))  # fmt: skip
+    db.commit()
+    outcome = import_plannet(backend, tmp_path, payer_id, *two_plan_product())
+    assert outcome.succeeded, outcome.issues
+    assert (outcome.counts.plans_created, outcome.counts.plans_updated) == (1, 1)
+    assert [name for name, _, _ in plans_of(db, payer_id)] == [
+        "Acme Individual Gold",
+        "Acme Individual Silver",
+    ]
+    assert (DEE, "5 Elm St", "Acme Individual Silver", None, None) in roster_state(
+        backend.engine, payer_id
+    )
+
+
+def test_a_location_contained_in_the_role_is_the_practice_site(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    def contained_at(postal_code: str) -> list[dict[str, Any]]:
+        clinic = plannet.location("cloc", name="Contained Clinic", address={
+            "line": ["200 Main St"], "city": "New Britain", "state": "CT",
+            "postalCode": postal_code})  # fmt: skip
+        local = plannet.role(extension=(plannet.network_reference("net"),), contained=[clinic])
+        local["location"] = [{"reference": "#cloc"}]
+        return [therapist("pt", DEE), local, plannet.network("net")]
+
+    outcome = import_plannet(backend, tmp_path, payer_id, *contained_at("06051"))
+    assert outcome.succeeded, outcome.issues
+    assert roster_state(backend.engine, payer_id) == [
+        (DEE, "200 Main St", "Network net", None, None)
+    ]
+    assert db.scalars(select(Location.name)).all() == ["Contained Clinic"]
+    # Its fields are named where the file has them.
+    refused = import_plannet(backend, tmp_path, payer_id, *contained_at("6051"), dry_run=True)
+    assert [issue.field for issue in refused.issues if issue.level == "error"] == [
+        "PractitionerRole/role.contained[0].address.postalCode"
+    ]
+
+
+def test_the_name_in_use_is_stored_not_an_old_one_listed_first(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    names = [
+        {"use": "old", "family": "Maiden", "given": ["Jane"]},
+        {"use": "official", "family": "Married", "given": ["Jane", "Q."], "suffix": ["DPT"]},
+    ]
+    resources = (therapist("pt", DEE, name=names), plannet.role(), street("loc", "5 Elm St"))
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    stored = db.execute(
+        select(Therapist.first_name, Therapist.middle_name, Therapist.last_name,
+               Therapist.name_suffix).where(Therapist.npi == DEE)
+    ).one()  # fmt: skip
+    assert tuple(stored) == ("Jane", "Q.", "Married", "DPT")
+
+
+def test_networks_disagreeing_on_new_patients_are_reported_and_not_promised(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    said = (
+        plannet.new_patients("newpt", "net-gold"),
+        plannet.new_patients("nopt", "net-silver"),
+        plannet.network_reference("net-gold"),
+        plannet.network_reference("net-silver"),
+    )
+    resources = (
+        plannet.insurance_plan("gold", "net-gold", name="Acme Gold"),
+        plannet.insurance_plan("silver", "net-silver", name="Acme Silver"),
+        plannet.network("net-gold"),
+        plannet.network("net-silver"),
+        therapist("pt", DEE),
+        plannet.role(extension=said),
+        street("loc", "5 Elm St"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
+        (
+            "warning",
+            "PractitionerRole/role.extension:newpatients",
+            "accepting new patients for Organization/net-gold (Network net-gold), not for "
+            "Organization/net-silver (Network net-silver); the directory holds one value per "
+            "practice, so the practice at Location/loc is unknown: stored as not accepting "
+            "(one already in the directory keeps its value)",
+        )
+    ]
+    assert db.scalars(select(Practice.accepting_new_patients)).all() == [False]
+
+
+def test_accepting_patients_given_as_text_alone_is_stored(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    value = {"url": "acceptingPatients", "valueCodeableConcept": {"text": "Accepting New Patients"}}
+    extension = {"url": f"{plannet.PLAN_NET}StructureDefinition/newpatients", "extension": [value]}
+    resources = (
+        therapist("pt", DEE),
+        plannet.role(extension=(extension,)),
+        street("loc", "5 Elm St"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert db.scalars(select(Practice.accepting_new_patients)).all() == [True]
