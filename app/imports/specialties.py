@@ -67,7 +67,50 @@ _FIELD_SYNONYMS = {
 def nucc_code_for(text: str) -> str | None:
     """The NUCC physical-therapy code a specialty name stands for, or None."""
     codes = _codes_by_key()
-    return next((codes[key] for key in _spellings(text) if key in codes), None)
+    found = next((codes[key] for key in _spellings(text) if key in codes), None)
+    return found or _by_profession(_key(text))
+
+
+# Words that name the profession inside a longer name; an aide is not licensed.
+_PROFESSION_PHRASES = (
+    "physical therapy",
+    "physical therapist",
+    "physical therapists",
+    "physiotherapy",
+    "physiotherapist",
+    "pt",
+    "pta",
+)
+_ASSISTANT_WORDS = frozenset({"assistant", "assistants", "asst", "pta"})
+_NOT_LICENSED = frozenset({"aide", "aides", "technician", "tech"})
+
+
+def _by_profession(key: str) -> str | None:
+    """A longer name that says physical therapy: "Women's Health Physical Therapy",
+    "Physical Therapy/Occupational Therapy", "Orthopedic Physical Therapist - OCS".
+
+    Its field counts when the taxonomy has it and it is the only one named;
+    otherwise (women's health, vestibular, two fields) it is the profession itself.
+    """
+    padded, words = f" {key} ", set(key.split())
+    if words & _NOT_LICENSED or not any(f" {p} " in padded for p in _PROFESSION_PHRASES):
+        return None
+    if words & _ASSISTANT_WORDS:
+        return _ASSISTANT
+    fields = {code for phrase, code in _fields_by_phrase().items() if f" {phrase} " in padded}
+    return fields.pop() if len(fields) == 1 else _PHYSICAL_THERAPIST
+
+
+@cache
+def _fields_by_phrase() -> dict[str, str]:
+    """Each field of practice's names (specialization, slug, synonyms) → its code."""
+    fields: dict[str, str] = {}
+    with (DATA_DIR / "nucc_pt_taxonomy.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["specialization"]:
+                names = (row["specialization"], row["slug"], *_FIELD_SYNONYMS.get(row["code"], ()))
+                fields.update((_key(name), row["code"]) for name in names)
+    return fields
 
 
 def _spellings(text: str) -> Iterator[str]:

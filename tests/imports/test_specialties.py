@@ -77,6 +77,30 @@ def test_spellings_of_real_directories_map(text: str, code: str) -> None:
     assert nucc_code_for(text) == code
 
 
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        # Longer names that say physical therapy: a field the taxonomy lacks, a
+        # setting or a second profession leaves the profession itself.
+        ("Physical Therapy/Occupational Therapy", "225100000X"),
+        ("PT/OT", "225100000X"),
+        ("Women's Health Physical Therapy", "225100000X"),
+        ("Outpatient Physical Therapy", "225100000X"),
+        ("Physical Therapy - Aquatic", "225100000X"),
+        ("PT - Physical Therapist", "225100000X"),
+        ("Physical Therapist - Vestibular", "225100000X"),
+        ("Rehabilitation - Physical Therapy", "225100000X"),
+        # A field the taxonomy has, alone, counts; two fields are the profession.
+        ("Orthopedic Physical Therapist - OCS", "2251X0800X"),
+        ("Geriatric and Neurologic Physical Therapy", "225100000X"),
+        ("Physical Therapy Asst", "225200000X"),
+        ("PT Assistant", "225200000X"),
+    ],
+)
+def test_longer_names_that_say_physical_therapy_map(text: str, code: str) -> None:
+    assert nucc_code_for(text) == code
+
+
 @pytest.mark.parametrize("row", taxonomy_rows(), ids=lambda row: row["code"])
 def test_every_display_name_and_code_of_the_taxonomy_maps(row: dict[str, str]) -> None:
     assert nucc_code_for(row["display_name"]) == row["code"]
@@ -105,6 +129,10 @@ def test_every_display_name_and_code_of_the_taxonomy_maps(row: dict[str, str]) -
         "Occupational Therapist Assistant",
         "Chiropractor",
         "Therapist, Occupational",
+        "Physical Therapy Aide",  # not licensed
+        "Physical Therapy Technician",
+        "Speech Therapy",
+        "Massage Therapist",
         "Internal Medicine (IM)",
         "207R00000X",
         "",
