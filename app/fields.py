@@ -88,7 +88,8 @@ def _zip(value: str) -> str:
             )
         raise ValueError("ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789)")
     five, four = match.groups()
-    return f"{five}-{four}" if four else five
+    # No +4 is 0000: files (NPPES among them) pad a five-digit ZIP with it.
+    return f"{five}-{four}" if four and four != "0000" else five
 
 
 def _phone(value: str) -> str:

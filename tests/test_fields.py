@@ -84,3 +84,16 @@ def test_other_malformed_numbers_get_no_spreadsheet_hint(
     with pytest.raises(ValueError, match="must be") as refused:
         check(value)
     assert "spreadsheet" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("969100000", "96910"),
+        ("96910-0000", "96910"),
+        ("061063210", "06106-3210"),
+        ("60614", "60614"),
+    ],
+)
+def test_a_zip_padded_with_0000_is_its_five_digits(written: str, stored: str) -> None:
+    assert normalise_zip(written) == stored
