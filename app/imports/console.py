@@ -130,7 +130,7 @@ def print_summary(outcome: Outcome, job_id: int, seconds: float, out: TextIO) ->
             counts.therapists_created,
             counts.therapists_updated,
             counts.therapists_unchanged,
-            "",
+            counts.therapists_removed or "",  # the national file's withdrawn NPIs
         ),
         (
             "locations",

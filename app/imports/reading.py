@@ -342,7 +342,7 @@ def _encode(item: Item) -> tuple[Any, ...]:
     if isinstance(item, PlanRecord):
         plan = (item.key, item.name, item.plan_type, item.hios_plan_id)
         return (_PLAN, item.index, item.line, *plan, _encode_problems(item.problems))
-    return (_SKIPPED, item.index, item.line, item.reason)
+    return (_SKIPPED, item.index, item.line, item.reason, item.withdrawn)
 
 
 def _decode(values: tuple[Any, ...]) -> Item:

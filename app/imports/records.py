@@ -206,6 +206,10 @@ class Skipped:
     index: int
     line: int | None
     reason: str
+    # The NPI, when the national file says it is no physical therapist's any more
+    # (deactivated, or without a physical-therapy taxonomy now): a therapist the
+    # seed put in the directory under it goes (RosterImport.withdraw).
+    withdrawn: str | None = None
 
 
 Record = PlanRecord | ProviderRecord | Skipped

@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db import Base, one_of, utcnow
-from app.fields import has_control_characters
+from app.fields import has_control_characters, is_valid_npi
 from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
 from app.imports.validate import Provider, Site, spaced, unique
@@ -63,6 +63,8 @@ from app.therapists.models import (
     therapist_services,
 )
 from app.therapists.names import name_key
+
+Where = tuple[int | None, int | None]  # a record's line and index in its file
 
 BATCH_SIZE = 4000
 
@@ -106,6 +108,7 @@ class Counts:
     therapists_created: int = 0
     therapists_updated: int = 0
     therapists_unchanged: int = 0
+    therapists_removed: int = 0
     locations_created: int = 0
     locations_updated: int = 0
     locations_unchanged: int = 0
@@ -297,6 +300,9 @@ class RosterImport:
         self.writer = _Writer(self.dialect)
         self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
+        # NPIs the national file withdraws, with where it says so (see `withdraw`).
+        self.withdrawn: list[tuple[str, str, Where]] = []
+        self.withdrawal_warnings: list[tuple[Where, Problem]] = []
         # NPIs of records the import refused (kept going with on_error=skip): the
         # file names these therapists, but what it says of them is unknown, so a
         # replace does not end their participations.
@@ -337,9 +343,23 @@ class RosterImport:
                 self.flush()
         return []
 
+    def withdraw(self, npi: str, reason: str, where: Where) -> None:
+        """The national file says this NPI is no physical therapist's any more.
+
+        A therapist the seed put in the directory under it, and no payer's network
+        lists, is removed (a deactivated NPI cannot bill; search must not offer
+        it). One a payer or the API added, or a network lists, stays: the payers'
+        own files decide; the record gets a warning saying so.
+        """
+        if self.writing and is_valid_npi(npi):
+            self.withdrawn.append((npi, reason, where))
+            if len(self.withdrawn) >= BATCH_SIZE:
+                self._remove_withdrawn()
+
     def stop_writing(self) -> None:
         self.writing = False
         self.pending.clear()
+        self.withdrawn.clear()
 
     def flush(self) -> None:
         if self.pending and self.writing:
@@ -354,11 +374,63 @@ class RosterImport:
     def finish(self) -> Counts:
         self.flush()
         self.writer.wait()
+        self._remove_withdrawn()
         if self.ends_unlisted:
             self._end_unlisted()
         if self.mode is Mode.REPLACE and self.plans.payer_id is not None:
             _seen.drop(self.session.connection(), checkfirst=True)
         return self.counts
+
+    def _remove_withdrawn(self) -> None:
+        withdrawn, self.withdrawn = self.withdrawn, []
+        if not withdrawn or not self.writing:
+            return
+        self.flush()  # the records before these, in file order
+        self.writer.wait()
+        listed = (
+            exists()
+            .where(Practice.therapist_id == Therapist.id)
+            .where(Participation.practice_id == Practice.id)
+        )
+        npis = sorted({npi for npi, _, _ in withdrawn})
+        found = {
+            row.npi: row
+            for chunk in chunks(npis)
+            for row in self.session.execute(
+                select(Therapist.id, Therapist.npi, Therapist.source, listed.label("listed")).where(
+                    one_of(Therapist.npi, chunk, self.dialect)
+                )
+            )
+        }
+        removed = [
+            row.id for row in found.values() if row.source == Source.NPPES and not row.listed
+        ]
+        for npi, reason, where in withdrawn:
+            row = found.get(npi)
+            if row is None or row.id in removed:
+                continue
+            kept_by = "a payer's network lists" if row.listed else "a payer or the API added"
+            message = f"{reason}: the directory keeps NPI {npi}, whom {kept_by}"
+            self.withdrawal_warnings.append((where, Problem("NPI", message)))
+        for chunk in chunks(removed):
+            sites = select(Practice.location_id).where(
+                one_of(Practice.therapist_id, chunk, self.dialect)
+            )
+            location_ids = list(self.session.scalars(sites))
+            self.session.execute(
+                delete(Therapist)
+                .where(one_of(Therapist.id, chunk, self.dialect))
+                .execution_options(synchronize_session=False)
+            )
+            # What only these therapists used: no one else's address goes.
+            for ids in chunks(sorted(set(location_ids))):
+                self.session.execute(
+                    delete(Location)
+                    .where(one_of(Location.id, ids, self.dialect))
+                    .where(~exists().where(Practice.location_id == Location.id))
+                    .execution_options(synchronize_session=False)
+                )
+        self.counts.therapists_removed += len(removed)
 
     @property
     def ends_unlisted(self) -> bool:

@@ -19,6 +19,11 @@ class ImportCounts(ReadModel):
     therapists_created: int = 0
     therapists_updated: int = 0
     therapists_unchanged: int = 0
+    therapists_removed: int = Field(
+        default=0,
+        description="National file only: therapists it had seeded whose NPI it now withdraws "
+        "(deactivated, no longer a physical therapist), listed in no payer's network",
+    )
     locations_created: int = 0
     locations_updated: int = 0
     locations_unchanged: int = 0

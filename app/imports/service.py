@@ -253,6 +253,7 @@ def _read(
 
         done = _feed(roster, report, upload.records(), request, done, read_so_far)
     roster.finish()
+    _note_withdrawal_warnings(roster, report)
     roster.counts.warnings = report.warnings
     return done
 
@@ -272,6 +273,9 @@ def _feed(
         if isinstance(item, Skipped):
             counts.records_skipped += 1
             report.skipped[item.reason.split(" (")[0]] += 1
+            if item.withdrawn is not None:
+                roster.withdraw(item.withdrawn, item.reason, where)
+                _note_withdrawal_warnings(roster, report)
         elif isinstance(item, PlanRecord):
             # The parser names its problems as the file does; declaring names its own.
             problems = item.problems or _as_declared(roster, roster.plans.declare(item))
@@ -298,6 +302,12 @@ def _feed(
     if progress is not None:
         progress(done)
     return done
+
+
+def _note_withdrawal_warnings(roster: RosterImport, report: _Report) -> None:
+    for where, problem in roster.withdrawal_warnings:
+        report.note(IssueLevel.WARNING, [problem], where)
+    roster.withdrawal_warnings.clear()
 
 
 def _note_plan_warnings(

@@ -288,6 +288,25 @@ def test_deactivated_npi_with_empty_entity_type_is_skipped_as_deactivated() -> N
     assert only_skip_reason(nppes_bytes(row)) == "NPI deactivated"
 
 
+def test_rows_that_withdraw_an_npi_carry_it_and_other_skips_do_not() -> None:
+    occupational = {"Healthcare Provider Taxonomy Code_1": "225X00000X"}
+    abroad = {"Provider Business Practice Location Address Country Code (If outside U.S.)": "CA"}
+    records = parse_bytes(
+        nppes_bytes(
+            {"NPI": "1234567893", "NPI Deactivation Date": "05/01/2019"},
+            pt(NPI="1255334207", **occupational),
+            pt(NPI="1740283779", **{"Entity Type Code": "2"}),
+            pt(NPI="1982607917", **abroad),
+        )
+    )
+    assert [(r.reason.split(" (")[0], r.withdrawn) for r in records if isinstance(r, Skipped)] == [
+        ("NPI deactivated", "1234567893"),
+        ("no physical-therapy taxonomy", "1255334207"),
+        ("organization", None),
+        ("practice location outside the US", None),
+    ]
+
+
 def test_reactivated_npi_is_a_provider() -> None:
     row = pt(**{"NPI Deactivation Date": "05/01/2019", "NPI Reactivation Date": "06/01/2019"})
     assert only_provider(nppes_bytes(row)).npi == "1234567893"

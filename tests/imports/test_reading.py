@@ -345,6 +345,7 @@ def test_records_cross_the_pipe_unchanged() -> None:
         PlanRecord(2, 9, "gold", "Gold HMO", "commercial", None, [Problem("name", "too long")]),
         PlanRecord(3, None, "12345IL0010001", None, None, "12345IL0010001"),
         Skipped(4, 12, "a facility, not an individual provider"),
+        Skipped(5, 13, "NPI deactivated", withdrawn="1234567893"),
     ]
     sent = marshal.dumps([reading._encode(item) for item in items])
     crossed = [reading._decode(item) for item in marshal.loads(sent)]  # noqa: S302 (made above)

@@ -205,9 +205,10 @@ def _cell(cells: list[str], position: int) -> str | None:
 
 
 def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
+    npi = _cell(cells, at.npi)
     deactivated = _cell(cells, at.deactivated)
     if deactivated is not None and _is_deactivated(deactivated, _cell(cells, at.reactivated)):
-        return Skipped(index=index, line=line, reason="NPI deactivated")
+        return Skipped(index=index, line=line, reason=DEACTIVATED, withdrawn=npi)
     entity_type = _cell(cells, at.entity_type)
     if entity_type == "2":
         return Skipped(index=index, line=line, reason="organization (entity type 2)")
@@ -215,7 +216,7 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
         return Skipped(index=index, line=line, reason=f"unknown entity type {entity_type!r}")
     specialties = _pt_specialties(cells, at.taxonomies)
     if not specialties:
-        return Skipped(index=index, line=line, reason="no physical-therapy taxonomy")
+        return Skipped(index=index, line=line, reason=NOT_A_PT, withdrawn=npi)
     country = (_cell(cells, at.country) or "US").upper()
     if country != "US":
         return Skipped(
@@ -238,7 +239,7 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
     return ProviderRecord(
         index=index,
         line=line,
-        npi=_cell(cells, at.npi),
+        npi=npi,
         first_name=_cell(cells, at.first_name),
         middle_name=_cell(cells, at.middle_name),
         last_name=_cell(cells, at.last_name),
@@ -251,6 +252,8 @@ def _record(index: int, line: int, cells: list[str], at: _Columns) -> Record:
 
 
 UNPLACED = "practice address cannot be placed (unknown ZIP code and city)"
+DEACTIVATED = "NPI deactivated"
+NOT_A_PT = "no physical-therapy taxonomy"
 
 
 def _is_state(state: str | None) -> bool:
