@@ -363,6 +363,7 @@ class RosterImport:
 
     def flush(self) -> None:
         if self.pending and self.writing:
+            self._remove_withdrawn()  # those read since the last batch, before its writes
             self.writer.start(_Batch(self, _merge_duplicates(self.pending)).write)
         self.pending = []
 
@@ -382,11 +383,17 @@ class RosterImport:
         return self.counts
 
     def _remove_withdrawn(self) -> None:
-        withdrawn, self.withdrawn = self.withdrawn, []
+        if not self.withdrawn:
+            return
+        # An NPI the unwritten batch lists as a physical therapist stays: the file
+        # says both (the national file lists an NPI once), and removing is the
+        # step that cannot be taken back.
+        listing = {provider.npi for provider in self.pending}
+        withdrawn = [entry for entry in self.withdrawn if entry[0] not in listing]
+        self.withdrawn = []
         if not withdrawn or not self.writing:
             return
-        self.flush()  # the records before these, in file order
-        self.writer.wait()
+        self.writer.wait()  # the batches before, written in file order
         listed = (
             exists()
             .where(Practice.therapist_id == Therapist.id)

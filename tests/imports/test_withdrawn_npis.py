@@ -102,3 +102,14 @@ def test_a_withdrawn_npi_unknown_to_the_directory_changes_nothing(
     assert outcome.succeeded, outcome.message
     assert (outcome.counts.therapists_removed, outcome.issues) == (0, [])
     assert checksum(engine, *TABLES) == before
+
+
+def test_an_npi_the_file_also_lists_as_a_physical_therapist_stays(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    engine = backend.engine
+    both = nppes_bytes(seeded(1), deactivated(1))
+    outcome = import_bytes(engine, tmp_path, both, payer_id=None, format=Format.NPPES)
+    assert outcome.succeeded, outcome.message
+    assert outcome.counts.therapists_removed == 0
+    assert npis_found(client, 1) == [make_npi(1)]
