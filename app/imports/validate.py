@@ -19,6 +19,7 @@ from app.fields import (
     normalise_zip,
 )
 from app.geocoding import UNPLACEABLE, place_address
+from app.imports.languages import language_codes
 from app.imports.records import (
     INTERNAL_NAMES,
     FieldNames,
@@ -149,6 +150,17 @@ class _Checker:
                 found.append(value)
         return found
 
+    def languages(self, values: list[str], known: dict[str, str]) -> list[str]:
+        """ISO 639-1 codes, or the names /v1/languages gives them ("Spanish", "Español")."""
+        found: list[str] = []
+        for index, raw in enumerate(values):
+            code = raw.strip().lower()
+            codes = [code] if code in known else [c for c in language_codes(raw) if c in known]
+            if not codes:
+                self.fail(f"languages[{index}]", f"unknown language {raw!r}; see /v1/languages")
+            found.extend(code for code in codes if code not in found)
+        return found
+
 
 # Line breaks and tabs, with the spaces around them.
 _LAYOUT = re.compile(r"[ ]*[\t\r\n][ \t\r\n]*")
@@ -209,7 +221,7 @@ def _check(
     if gender is not None and gender not in _GENDERS:
         check.fail("gender", "must be female, male or other")
     specialties = _specialties(check, record.specialties, vocabulary)
-    languages = check.codes("languages", record.languages, vocabulary.languages, upper=False)
+    languages = check.languages(record.languages, vocabulary.languages)
     certifications = check.codes(
         "certifications", record.certifications, vocabulary.certifications, upper=True
     )

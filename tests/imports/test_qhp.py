@@ -356,6 +356,28 @@ def test_language_names_map_to_iso_codes_once_each() -> None:
     assert record.warnings == []
 
 
+@pytest.mark.parametrize(
+    ("written", "codes"),
+    [
+        (["Spanish; Español"], ["es"]),  # one language in two of its names
+        (["Spanish/English"], ["es", "en"]),
+        (["Mandarin Chinese", "Cantonese"], ["zh"]),
+        (["Filipino", "Farsi", "Kreyòl"], ["tl", "fa", "ht"]),
+    ],
+)
+def test_languages_written_as_directories_write_them(written: list[str], codes: list[str]) -> None:
+    record = one_provider(languages=written)
+    assert (record.languages, record.warnings) == (codes, [])
+
+
+def test_an_entry_naming_an_unknown_language_is_left_out_whole() -> None:
+    record = one_provider(languages=["English; Klingon"])
+    assert record.languages == []
+    assert record.warnings == [
+        Problem("languages[0]", "language 'English; Klingon' is not recognised; left out")
+    ]
+
+
 def test_plans_on_every_site_with_years_and_verification_date() -> None:
     address = {"address": "5 Elm St", "city": "Evanston", "state": "IL", "zip": "60201"}
     record = one_provider(

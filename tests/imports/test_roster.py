@@ -394,6 +394,21 @@ def test_template_specialties_may_be_the_names_the_api_lists(
     ]
 
 
+def test_template_languages_may_be_names(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    content = roster_csv([row(1, "lakeview", languages="English; Español | pl")])
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert outcome.succeeded, outcome.issues
+    therapist = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+    assert sorted(lang["code"] for lang in therapist["languages"]) == ["en", "es", "pl"]
+    unknown = roster_csv([row(2, "loop", languages="Klingon")])
+    refused = import_bytes(backend.engine, tmp_path, unknown, payer_id=None)
+    assert [(i.field, i.message) for i in refused.issues] == [
+        ("languages", "unknown language 'Klingon'; see /v1/languages")
+    ]
+
+
 @pytest.mark.parametrize("written", ["(312) 555-0147 ext. 12", "312-555-0147 x12"])
 def test_a_phone_extension_is_left_out_and_the_number_kept(
     client: TestClient, backend: Backend, tmp_path: Path, written: str

@@ -4,11 +4,10 @@ Both are one top-level JSON array, up to several GB, read element by element
 (json_stream.array_items) so memory does not grow with the file.
 """
 
-import csv
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, BinaryIO
 
 from app.imports.formats.json_stream import (
@@ -17,6 +16,7 @@ from app.imports.formats.json_stream import (
     json_kind,
     read_json_start,
 )
+from app.imports.languages import language_codes
 from app.imports.records import (
     FieldNames,
     ImportFileError,
@@ -29,8 +29,6 @@ from app.imports.records import (
     Skipped,
 )
 from app.imports.specialties import nucc_code_for
-from app.paths import DATA_DIR
-from app.therapists.names import name_key
 
 PROVIDERS_EXPECTED = "a JSON array of provider objects (CMS QHP providers.json)"
 PLANS_EXPECTED = "a JSON array of plan objects (CMS QHP plans.json)"
@@ -189,28 +187,11 @@ def _languages(item: dict[str, Any], problems: list[Problem], warnings: list[Pro
             continue
         if not value.strip():
             continue
-        code = _language_code(value)
-        if code is None:
+        found = language_codes(value)
+        if not found:
             message = f"language {value.strip()!r} is not recognised; left out"
             warnings.append(Problem(f"languages[{position}]", message))
-        elif code not in codes:
-            codes.append(code)
-    return codes
-
-
-@lru_cache(maxsize=4096)  # a file spells the same few languages on every provider
-def _language_code(name: str) -> str | None:
-    return _language_codes().get(name_key(name))
-
-
-@cache
-def _language_codes() -> dict[str, str]:
-    """Name or ISO 639-1 code, as name_key spells it → code."""
-    codes: dict[str, str] = {}
-    with (DATA_DIR / "languages.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            codes[name_key(row["name"])] = row["code"]
-            codes[row["code"]] = row["code"]
+        codes.extend(code for code in found if code not in codes)
     return codes
 
 
