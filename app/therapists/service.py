@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.db import Base, flush_or_conflict
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.fields import MAX_ID
 from app.locations import service as location_service
 from app.locations.schemas import LocationRead
 from app.networks.models import Participation, Plan
@@ -81,8 +82,8 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "id" or not value.isdigit():
-            raise ValueError(cursor)
+        if kind != "id" or not value.isdigit() or int(value) > MAX_ID:
+            raise ValueError(cursor)  # an id past the columns' range was never issued
         return int(value)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput.at(["query", "cursor"], "not a cursor this API issued") from error

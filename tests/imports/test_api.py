@@ -1,5 +1,6 @@
 """The import endpoints: upload, queue, status, errors, and who may see what."""
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,13 @@ def test_refused_records_are_reported_with_line_field_and_message(
     assert [e["line"] for e in rest["items"]] == [5]
     assert rest["next_cursor"] is None
     assert client.get("/v1/therapists", headers=admin).json()["items"] == []
+    # A cursor no page issued: an id past any column's range is refused as any other.
+    for ids in (2**63, 10**20, 2**31):
+        forged = base64.urlsafe_b64encode(f"id:{ids}".encode()).decode().rstrip("=")
+        for path in (f"/v1/imports/{job['id']}/errors", "/v1/imports", "/v1/therapists"):
+            refused = client.get(path, params={"cursor": forged}, headers=admin)
+            assert refused.status_code == 422, (path, ids, refused.text)
+            assert refused.json()["errors"][0]["field"] == "cursor"
 
 
 @pytest.mark.parametrize(
