@@ -108,6 +108,10 @@ class PayloadTooLarge(ProblemError):
     status, title, slug = 413, "Content Too Large", "payload-too-large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
 class InvalidFile(ProblemError):
     """An uploaded file that cannot be read as the declared format (empty, encoding, shape)."""
 

@@ -35,6 +35,10 @@ _UPLOAD_ERRORS: dict[int | str, dict[str, object]] = {
     **WRITE_ERRORS,
     404: {"model": Problem, "description": "No such payer"},
     413: {"model": Problem, "description": "The file is over the import size limit"},
+    415: {
+        "model": Problem,
+        "description": "The body is not the file as it is: compressed (Content-Encoding) or a form",
+    },
     422: {
         "model": Problem,
         "description": "Invalid parameters, or a file that is empty, not UTF-8, "

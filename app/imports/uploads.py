@@ -6,7 +6,7 @@ from pathlib import Path
 import anyio
 from fastapi import Request
 
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, UnsupportedMediaType
 
 
 async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Path, int]:
@@ -16,6 +16,7 @@ async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Pat
     a chunked body is refused as soon as it passes the limit, and what was
     written so far is deleted.
     """
+    _require_the_file_itself(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the file is over the import limit of {max_bytes} bytes")
@@ -35,3 +36,22 @@ async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Pat
         raise
     await handle.aclose()
     return path, size
+
+
+def _require_the_file_itself(request: Request) -> None:
+    """415 for a body that is not the file as it is: compressed, or a form around it.
+
+    Read as the file, a gzip body is "not UTF-8" and a form's boundary line "an
+    unknown column": true, and no help to whoever sent them.
+    """
+    coding = request.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"the body is {coding}-encoded (Content-Encoding), which this API does not "
+            "decode; send the file uncompressed"
+        )
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type.startswith("multipart/") or media_type == "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType(
+            f"the body is a form ({media_type}); send the file itself as the request body"
+        )

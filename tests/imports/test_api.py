@@ -1,6 +1,7 @@
 """The import endpoints: upload, queue, status, errors, and who may see what."""
 
 import base64
+import gzip
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,6 +236,37 @@ def small_limit_client(backend: Backend, import_dir: Path) -> Iterator[TestClien
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as small:
         yield small
+
+
+def test_a_compressed_body_or_a_form_is_refused_saying_what_to_send(
+    client: TestClient, admin: dict[str, str], import_dir: Path
+) -> None:
+    payer_id = create_payer(client, admin, "Lakeshore Health")
+    roster = roster_csv([row(1, "loop")])
+    spooled_before = set(import_dir.glob("*.upload"))
+    path = f"/v1/payers/{payer_id}/imports"
+    gzipped = client.post(
+        path,
+        params={"format": "csv"},
+        content=gzip.compress(roster),
+        headers=admin | {"Content-Encoding": "gzip"},
+    )
+    assert gzipped.status_code == 415
+    assert gzipped.json()["detail"].startswith("the body is gzip-encoded (Content-Encoding)")
+    form = client.post(
+        path, params={"format": "csv"}, files={"file": ("roster.csv", roster)}, headers=admin
+    )
+    assert form.status_code == 415
+    assert "send the file itself as the request body" in form.json()["detail"]
+    assert set(import_dir.glob("*.upload")) - spooled_before == set()
+    assert client.get("/v1/imports", headers=admin).json()["items"] == []
+    plain = client.post(
+        path,
+        params={"format": "csv"},
+        content=roster,
+        headers=admin | {"Content-Encoding": "identity", "Content-Type": "text/csv"},
+    )
+    assert plain.status_code == 202, plain.text
 
 
 def test_an_upload_over_the_limit_is_refused_without_reading_it(
