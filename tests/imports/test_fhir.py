@@ -33,8 +33,11 @@ from tests.imports.parser_helpers import (
 PLAN_NET = "http://hl7.org/fhir/us/davinci-pdex-plan-net/"
 NUCC = "http://nucc.org/provider-taxonomy"
 fixture = partial(parser_helpers.fixture, "plannet")
-ndjson = partial(read, parse_ndjson)
-bundle = partial(read, parse_bundle)
+# The import's date in these tests, so that they do not age: the fixtures' roles
+# run from 2024 to 2025, and what ended before it is out of use.
+TODAY = date(2024, 1, 15)
+ndjson = partial(read, partial(parse_ndjson, today=TODAY))
+bundle = partial(read, partial(parse_bundle, today=TODAY))
 
 
 def as_ndjson(*resources: dict[str, Any]) -> bytes:
@@ -249,9 +252,9 @@ def test_neurology_pt_with_two_locations_maps_every_field() -> None:
     records = pt_fixture_records()
     verified_at = datetime(2024, 6, 1, 16, 30, 0, 123456, tzinfo=UTC)
     plans = [
-        PlanRef("InsurancePlan/plan-gold", None, date(2024, 1, 1), date(2025, 12, 31), verified_at),
+        PlanRef("InsurancePlan/plan-gold", None, date(2024, 1, 1), date(2099, 12, 31), verified_at),
         PlanRef(
-            "InsurancePlan/plan-medicare", None, date(2024, 1, 1), date(2025, 12, 31), verified_at
+            "InsurancePlan/plan-medicare", None, date(2024, 1, 1), date(2099, 12, 31), verified_at
         ),
     ]
     assert records[4] == ProviderRecord(
@@ -810,6 +813,83 @@ def test_a_practitioner_whose_every_location_is_closed_is_skipped() -> None:
     ]
 
 
+def abroad(id: str, country: str) -> dict[str, Any]:
+    return location(id, address={"line": ["100 King St W"], "city": "Toronto", "state": "ON",
+                                 "postalCode": "M5X 1A9", "country": country})  # fmt: skip
+
+
+def test_a_location_outside_the_us_adds_no_practice() -> None:
+    resources = (role(locations=("loc", "toronto")), location(), abroad("toronto", "CA"))
+    found = provider_of(ndjson(as_ndjson(practitioner(), *resources)))
+    # Not a site, so its Ontario state and Canadian postal code refuse nothing.
+    assert ([site.address_line1 for site in found.sites], found.problems) == (["5 Elm St"], [])
+    message = "Location/toronto is outside the US (CA); no practice there"
+    assert [(w.field, w.message) for w in found.warnings] == [
+        ("PractitionerRole/role.location[1]", message)
+    ]
+
+
+def test_the_us_and_its_territories_by_their_usual_names_are_practices() -> None:
+    countries = ["US", "usa", "United States", "united states of america", "U.S.A.", "PR",
+                 "Puerto Rico", "GU", "VI", "U.S. Virgin Islands", "AS", "MP",
+                 "Mexico"]  # fmt: skip
+    ids = tuple(f"loc{position}" for position in range(len(countries)))
+    locations = [
+        location(id, address={"line": [f"{n} Elm St"], "city": "Evanston", "state": "IL",
+                              "postalCode": "60201", "country": country})
+        for n, (id, country) in enumerate(zip(ids, countries, strict=True))
+    ]  # fmt: skip
+    found = provider_of(ndjson(as_ndjson(practitioner(), role(locations=ids), *locations)))
+    assert [site.path for site in found.sites] == [f"Location/{id}" for id in ids[:-1]]
+    assert [w.message for w in found.warnings] == [
+        "Location/loc12 is outside the US (Mexico); no practice there"
+    ]
+
+
+def test_a_practitioner_whose_every_location_is_abroad_or_closed_is_skipped() -> None:
+    records = ndjson(as_ndjson(practitioner(), role(), abroad("loc", "CA")))
+    assert records == [
+        Skipped(index=0, line=1, reason="every Location of its roles is outside the US (CA)")
+    ]
+    both = (role(locations=("loc", "closed")), location("closed", status="inactive"))
+    records = ndjson(as_ndjson(practitioner(), abroad("loc", "Canada"), *both))
+    reason = "every Location of its roles is inactive, suspended or outside the US (Canada)"
+    assert records == [Skipped(index=0, line=1, reason=reason)]
+
+
+def phone(value: str, **fields: Any) -> dict[str, Any]:
+    return {"system": "phone", "value": value, **fields}
+
+
+def fax(value: str, **fields: Any) -> dict[str, Any]:
+    return {"system": "fax", "value": value, **fields}
+
+
+def test_a_contact_point_out_of_use_is_not_taken() -> None:
+    telecom = [
+        phone("847-555-0199", rank=1, period={"end": "2024-01-14"}),  # ended yesterday
+        phone("847-555-0198", rank=1, period={"start": "2024-01-16"}),  # starts tomorrow
+        phone("847-555-0111", rank=2, period={"start": "2022-01-01", "end": "2024-01-15"}),
+        phone("847-555-0110", rank=3),
+        fax("847-555-0112", use="old"),
+        fax("847-555-0113", use="work"),
+    ]
+    [site] = provider_of(ndjson(as_ndjson(practitioner(), role(), location(telecom=telecom)))).sites
+    # Among the numbers in use (today is an ended period's last day), rank decides.
+    assert (site.phone, site.fax) == ("847-555-0111", "847-555-0113")
+
+
+def test_numbers_all_out_of_use_give_none() -> None:
+    out_of_use = [phone("847-555-0199", period={"end": "2023"}), fax("847-555-0112", use="old")]
+    records = ndjson(as_ndjson(practitioner(), role(), location(telecom=out_of_use)))
+    [site] = provider_of(records).sites
+    assert (site.phone, site.fax) == (None, None)
+    # The role's number in use stands in, as for a Location that lists none.
+    listed = role(telecom=[phone("847-555-0197", use="old"), phone("847-555-0100")])
+    records = ndjson(as_ndjson(practitioner(), listed, location(telecom=out_of_use)))
+    assert provider_of(records).sites[0].phone == "847-555-0100"
+
+
 def test_a_network_not_in_the_file_is_a_problem() -> None:
     resources = (practitioner(), role(extension=(network_reference("elsewhere"),)), location())
     record = provider_of(ndjson(as_ndjson(*resources)))
@@ -918,6 +998,30 @@ def test_inactive_roles_are_left_out() -> None:
     assert retired == [Skipped(index=0, line=1, reason="the Practitioner is inactive")]
 
 
+def test_roles_that_have_ended_are_left_out() -> None:
+    elsewhere = {"line": ["9 Oak Ave"], "city": "Evanston", "state": "IL", "postalCode": "60202"}
+    resources = (
+        practitioner(),
+        role("old", locations=("old-loc",), period={"start": "2020-01-01", "end": "2024-01-14"}),
+        role("last-day", period={"start": "2020-01-01", "end": "2024-01-15"}),
+        location(),
+        location("old-loc", address=elsewhere),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert [site.address_line1 for site in record.sites] == ["5 Elm St"]
+    assert record.warnings == [
+        Problem("PractitionerRole/old.period.end", "the role ended on 2024-01-14; left out")
+    ]
+    only_ended = ndjson(as_ndjson(practitioner(), role(period={"end": "2023-06"}), location()))
+    assert only_ended == [Skipped(index=0, line=1, reason="no active PractitionerRole")]
+    # A role yet to start is listed: its networks' participations start with it.
+    starting = role(extension=(network_reference("net"),), period={"start": "2024-02-01"})
+    record = provider_of(ndjson(as_ndjson(practitioner(), starting, location(), network("net"))))
+    assert [(plan.key, plan.effective_from) for plan in record.sites[0].plans] == [
+        ("Organization/net", date(2024, 2, 1))
+    ]
+
+
 def test_a_role_without_location_adds_no_site() -> None:
     record = provider_of(ndjson(as_ndjson(practitioner(), role(locations=()))))
     assert record.sites == []
@@ -927,6 +1031,21 @@ def test_a_role_without_location_adds_no_site() -> None:
             "the role names no Location, so it adds no site (nor its networks)",
         )
     ]
+
+
+def test_an_expired_qualification_is_no_credential() -> None:
+    def degree(code: str, **fields: Any) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": fhir.DEGREE_SYSTEM, "code": code}]}, **fields}
+
+    qualifications = [
+        degree("MPT", period={"start": "2005-06-01", "end": "2019-12-31"}),
+        degree("PT", period={"end": "2023"}),
+        degree("DPT", period={"start": "2020-01-01", "end": "2024-01-15"}),  # its last day
+        degree("OCS"),
+    ]
+    resources = (practitioner(qualification=qualifications), role(), location())
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert (record.credentials, record.warnings) == (["DPT", "OCS"], [])
 
 
 def test_unknown_gender_and_other_gender() -> None:

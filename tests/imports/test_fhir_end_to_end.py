@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.imports.formats import Format
+from app.imports.formats import Format, fhir
 from app.imports.service import Outcome
 from app.locations.models import Location
 from app.networks.models import Plan, PlanType
@@ -191,3 +191,104 @@ def test_accepting_patients_given_as_text_alone_is_stored(
     outcome = import_plannet(backend, tmp_path, payer_id, *resources)
     assert outcome.succeeded, outcome.issues
     assert db.scalars(select(Practice.accepting_new_patients)).all() == [True]
+
+
+def practice_streets(db: Session) -> list[tuple[str, str]]:
+    """(NPI, address line 1) of each practice stored."""
+    rows = db.execute(
+        select(Therapist.npi, Location.address_line1)
+        .join(Practice, Practice.therapist_id == Therapist.id)
+        .join(Location, Location.id == Practice.location_id)
+    )
+    return sorted(tuple(row) for row in rows)
+
+
+def test_a_number_out_of_use_is_not_the_sites_number(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    clinic = street("loc", "5 Elm St")
+    clinic["telecom"] = [
+        {"system": "phone", "value": "860-555-0199", "period": {"end": "2021-12-31"}},
+        {"system": "phone", "value": "860-555-0111", "period": {"start": "2022-01-01"}},
+        {"system": "fax", "value": "860-555-0112", "use": "old"},
+        {"system": "fax", "value": "860-555-0113", "use": "work"},
+    ]
+    outcome = import_plannet(
+        backend, tmp_path, payer_id, therapist("pt", DEE), plannet.role(), clinic
+    )
+    assert outcome.succeeded, outcome.issues
+    stored = db.execute(select(Location.phone, Location.fax)).one()
+    assert tuple(stored) == ("8605550111", "8605550113")
+
+
+def test_a_role_that_has_ended_adds_no_practice(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    ended = {"start": "2020-01-01", "end": "2025-06-30"}
+    accepting = (plannet.new_patients("newpt"),)
+    resources = (
+        therapist("dee", DEE),
+        plannet.role("gone", "dee", ("elm",), accepting, period=ended),
+        plannet.role("here", "dee", ("oak",), accepting),
+        therapist("ana", ANA),
+        plannet.role("ana-gone", "ana", ("oak",), accepting, period=ended),
+        street("elm", "5 Elm St"),
+        street("oak", "7 Oak St"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert practice_streets(db) == [(DEE, "7 Oak St")]
+    assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
+        ("warning", "PractitionerRole/gone.period.end", "the role ended on 2025-06-30; left out")
+    ]
+    assert outcome.skipped == {"no active PractitionerRole": 1}
+
+
+def test_a_location_outside_the_us_is_no_practice_and_refuses_nothing(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    toronto = plannet.location("toronto", address={
+        "line": ["100 King St W"], "city": "Toronto", "state": "ON", "postalCode": "M5X 1A9",
+        "country": "CA"})  # fmt: skip
+    san_juan = plannet.location("san-juan", address={
+        "line": ["100 Calle Fortaleza"], "city": "San Juan", "state": "PR", "postalCode": "00901",
+        "country": "PR"})  # fmt: skip
+    resources = (
+        therapist("dee", DEE),
+        plannet.role("dee-role", "dee", ("elm", "toronto", "san-juan")),
+        therapist("ana", ANA),
+        plannet.role("ana-role", "ana", ("toronto",)),
+        street("elm", "5 Elm St"),
+        toronto,
+        san_juan,
+    )
+    # The default on_error=reject: a Canadian address once refused the whole roster.
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert practice_streets(db) == [(DEE, "100 Calle Fortaleza"), (DEE, "5 Elm St")]
+    assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
+        (
+            "warning",
+            "PractitionerRole/dee-role.location[1]",
+            "Location/toronto is outside the US (CA); no practice there",
+        )
+    ]
+    # Counted as NPPES counts them: the country, in brackets, is left out of the count.
+    assert outcome.skipped == {"every Location of its roles is outside the US": 1}
+
+
+def test_an_expired_qualification_is_not_a_stored_credential(
+    db: Session, backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    def degree(code: str, **fields: Any) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": fhir.DEGREE_SYSTEM, "code": code}]}, **fields}
+
+    qualifications = [degree("PT", period={"end": "2019-12-31"}), degree("DPT")]
+    resources = (
+        therapist("pt", DEE, qualification=qualifications),
+        plannet.role(),
+        street("loc", "5 Elm St"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert db.scalars(select(Therapist.credentials)).all() == [["DPT"]]

@@ -80,8 +80,9 @@ def test_plan_net_ndjson_and_bundle_give_the_same_directory(
 
     gold = db.scalars(select(Plan).where(Plan.name == "Acme Gold PPO")).one()
     assert gold.hios_plan_id == "12345IL0010001"
-    # The neurology PT's roles ended in 2025 (their `period`): listed, but not in force.
-    assert near_chicago(client, plan_id=gold.id) == []
+    # The neurology PT's role runs to the end of 2099 (its `period`); a role that has
+    # ended adds no practice (tests/imports/test_fhir_end_to_end.py).
+    assert near_chicago(client, plan_id=gold.id) == ["1234567893"]
     medicaid = db.scalars(select(Plan).where(Plan.name == "Acme Medicaid Network")).one()
     assert near_chicago(client, plan_id=medicaid.id) == ["1245319599"]
     assert near_chicago(client, specialty="neurology") == ["1234567893"]

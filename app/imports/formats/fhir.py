@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Self
 
 import ijson  # type: ignore[import-untyped]
 
+from app.db import utcnow
 from app.imports.encoding import decode_error, skip_utf8_bom
 from app.imports.formats.json_stream import (
     describe_json_start,
@@ -115,6 +116,20 @@ _FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.+)?$")
 _NAME_USES = {"official": 0, "usual": 1, "": 2, "old": 4, "maiden": 4}
 _OTHER_NAME_USE = 3
 _GENDERS = frozenset({"male", "female", "other"})
+# How files write the US in address.country (ISO 3166 codes, names), casefolded,
+# dots dropped. The territories have ISO codes of their own, but the directory
+# lists them as US states (data/us_states.csv), as NPPES does: they are US here.
+_US_COUNTRIES = frozenset(
+    {
+        *("us", "usa", "united states", "united states of america"),
+        *("pr", "pri", "puerto rico"),
+        *("gu", "gum", "guam"),
+        *("vi", "vir", "us virgin islands", "virgin islands", "virgin islands, us"),
+        *("virgin islands of the united states", "united states virgin islands"),
+        *("as", "asm", "american samoa"),
+        *("mp", "mnp", "northern mariana islands"),
+    }
+)
 
 _SCHEMA = """
 PRAGMA journal_mode = OFF;
@@ -210,17 +225,22 @@ FIELD_NAMES = FieldNames(
 )
 
 
-def parse_ndjson(stream: BinaryIO) -> Iterator[Record]:
-    """Plan records, then one record per Practitioner, from one resource per line."""
-    with _ResourceStore() as store:
+def parse_ndjson(stream: BinaryIO, *, today: date | None = None) -> Iterator[Record]:
+    """Plan records, then one record per Practitioner, from one resource per line.
+
+    `today` (by default the UTC date, as the roster import takes it) tells which
+    roles, contact points and qualifications the file says have ended.
+    """
+    with _ResourceStore(today or utcnow().date()) as store:
         for entry in _ndjson_entries(stream):
             store.add(entry)
         yield from store.records()
 
 
-def parse_bundle(stream: BinaryIO) -> Iterator[Record]:
-    """Plan records, then one record per Practitioner, from the entries of a Bundle."""
-    with _ResourceStore() as store:
+def parse_bundle(stream: BinaryIO, *, today: date | None = None) -> Iterator[Record]:
+    """Plan records, then one record per Practitioner, from the entries of a Bundle
+    (`today` as for parse_ndjson)."""
+    with _ResourceStore(today or utcnow().date()) as store:
         for entry in _bundle_entries(stream):
             store.add(entry)
         yield from store.records()
@@ -347,6 +367,9 @@ def _not_unicode() -> ImportFileError:
 
 class _ResourceStore:
     """The resources of one file, on disk, so references resolve in any order."""
+
+    def __init__(self, today: date) -> None:
+        self.today = today  # the import's date: what ended before it is out of use
 
     def __enter__(self) -> Self:
         self._directory = tempfile.TemporaryDirectory(prefix="plannet-")
@@ -680,6 +703,12 @@ def _practitioner(
         if role.get("active") is False:
             message = "the role is inactive; left out"
             warnings.append(Problem(f"PractitionerRole/{role_id}.active", message))
+        # A role that has ended is no more in use than an inactive one: the
+        # practitioner no longer works there. One yet to start is listed, its
+        # participations starting when it does.
+        elif (ended := _ended(role, store.today)) is not None:
+            message = f"the role ended on {ended.isoformat()}; left out"
+            warnings.append(Problem(f"PractitionerRole/{role_id}.period.end", message))
         else:
             active.append((role_id, role))
     if not active:
@@ -707,11 +736,10 @@ def _practitioner(
     active = [(role_id, role) for role_id, role in active if role_id not in other_roles]
     path = f"Practitioner/{practitioner_id}"
     problems: list[Problem] = []
-    closed: list[str] = []
+    closed: dict[str, str | None] = {}
     sites = _sites(store, active, problems, warnings, closed)
     if closed and not sites and not problems:
-        reason = "every Location of its roles is inactive or suspended"
-        return Skipped(index=position, line=line, reason=reason)
+        return Skipped(index=position, line=line, reason=_no_site_reason(closed))
     first_name, middle_name, last_name, suffix = _name(practitioner)
     return ProviderRecord(
         index=position,
@@ -721,7 +749,7 @@ def _practitioner(
         middle_name=middle_name,
         last_name=last_name,
         name_suffix=suffix,
-        credentials=_credentials(practitioner),
+        credentials=_credentials(practitioner, store.today),
         gender=_gender(practitioner, path, warnings),
         specialties=specialties,
         languages=_languages(practitioner, path, warnings),
@@ -730,6 +758,17 @@ def _practitioner(
         warnings=warnings,
         path=path,
     )
+
+
+def _no_site_reason(closed: dict[str, str | None]) -> str:
+    """Why a practitioner whose every Location is no practice is skipped."""
+    countries = [country for country in closed.values() if country is not None]
+    if not countries:
+        return "every Location of its roles is inactive or suspended"
+    abroad = f"outside the US ({', '.join(dict.fromkeys(countries))})"
+    if len(countries) < len(closed):
+        return f"every Location of its roles is inactive, suspended or {abroad}"
+    return f"every Location of its roles is {abroad}"
 
 
 def _specialties(
@@ -825,12 +864,16 @@ def _gender(practitioner: dict[str, Any], path: str, warnings: list[Problem]) ->
     return gender.lower()
 
 
-def _credentials(practitioner: dict[str, Any]) -> list[str]:
+def _credentials(practitioner: dict[str, Any], today: date) -> list[str]:
     """Degrees and licences ("DPT", "MD"): v2-0360 codes, else the qualification's text."""
     credentials: list[str] = []
     for qualification in _list(practitioner.get("qualification")):
         concept = qualification.get("code") if isinstance(qualification, dict) else None
         if not isinstance(concept, dict):
+            continue
+        # A licence that has expired is no credential: left out as quietly as a
+        # name no longer in use, since the practitioner's current ones remain.
+        if _ended(qualification, today) is not None:
             continue
         codings = _codings(concept)
         # A taxonomy-coded qualification is a board certification in a
@@ -875,12 +918,13 @@ def _sites(
     roles: list[tuple[str, dict[str, Any]]],
     problems: list[Problem],
     warnings: list[Problem],
-    closed: list[str],
+    closed: dict[str, str | None],
 ) -> list[SiteRecord]:
     """One site per Location the roles name; roles at the same Location share it.
 
-    A Location no longer in use (`status` inactive or suspended) adds none; its
-    reference goes to `closed`.
+    A Location no longer in use (`status` inactive or suspended) adds none, nor
+    does one outside the US; its reference goes to `closed`, with its country
+    when that is why.
     """
     sites: dict[str, SiteRecord] = {}
     voices: dict[str, list[_Voice]] = {}  # whether new patients are accepted, by site
@@ -909,15 +953,24 @@ def _sites(
             if status in ("inactive", "suspended"):
                 message = f"{key} is {status}; no practice there"
                 warnings.append(Problem(f"{path}.location[{position}]", message))
-                closed.append(key)
+                closed[key] = None
+                continue
+            # The directory lists US practices only, as NPPES does: a foreign
+            # address would otherwise fail the US state and ZIP checks and,
+            # under on_error=reject, refuse the whole roster.
+            country = _foreign_country(location)
+            if country is not None:
+                message = f"{key} is outside the US ({country}); no practice there"
+                warnings.append(Problem(f"{path}.location[{position}]", message))
+                closed[key] = country
                 continue
             site = sites.get(key)
             if site is None:
-                site = sites[key] = _site(location, key, problems)
+                site = sites[key] = _site(location, key, problems, store.today)
                 location_said[key] = _new_patients(store, location, key, problems)
                 voices[key] = []
-            site.phone = site.phone or _telecom(role, "phone")
-            site.fax = site.fax or _telecom(role, "fax")
+            site.phone = site.phone or _telecom(role, "phone", store.today)
+            site.fax = site.fax or _telecom(role, "fax", store.today)
             # The role's own statement is the practitioner's; a Location's is
             # the practice's, and stands in when the role says nothing.
             speaker, said = (path, role_said) if role_said else (key, location_said[key])
@@ -950,7 +1003,18 @@ def _location(
     return None if found is None else (f"Location/{found[0]}", found[1])
 
 
-def _site(location: dict[str, Any], key: str, problems: list[Problem]) -> SiteRecord:
+def _foreign_country(location: dict[str, Any]) -> str | None:
+    """The Location's `address.country` as the file writes it, when that is not the US;
+    None for a US address, or one that names no country (US, as in every roster)."""
+    address = location.get("address")
+    country = _string(address.get("country")) if isinstance(address, dict) else None
+    if country is None:
+        return None
+    written = " ".join(country.replace(".", "").casefold().split())
+    return None if written in _US_COUNTRIES else country
+
+
+def _site(location: dict[str, Any], key: str, problems: list[Problem], today: date) -> SiteRecord:
     address = location.get("address")
     address = address if isinstance(address, dict) else {}
     lines = [part for part in map(_string, _list(address.get("line"))) if part]
@@ -965,8 +1029,8 @@ def _site(location: dict[str, Any], key: str, problems: list[Problem]) -> SiteRe
         name=_string(location.get("name")),
         latitude=_coordinate(position, "latitude", key, problems),
         longitude=_coordinate(position, "longitude", key, problems),
-        phone=_telecom(location, "phone"),
-        fax=_telecom(location, "fax"),
+        phone=_telecom(location, "phone", today),
+        fax=_telecom(location, "fax", today),
         path=key,
     )
 
@@ -984,17 +1048,32 @@ def _coordinate(
     return float(value)
 
 
-def _telecom(resource: dict[str, Any], system: str) -> str | None:
-    """The first-ranked contact point of a kind (phone, fax)."""
+def _telecom(resource: dict[str, Any], system: str, today: date) -> str | None:
+    """The first-ranked contact point of a kind (phone, fax) in use today."""
     ranked: list[tuple[int, int, str]] = []
     for order, point in enumerate(_list(resource.get("telecom"))):
         if not isinstance(point, dict) or point.get("system") != system:
+            continue
+        # A number the file says is out of use is none at all: shown, it would
+        # send patients to a line that no longer reaches the practice.
+        if not _in_use(point, today):
             continue
         value = _string(point.get("value"))
         rank = point.get("rank")
         if value:
             ranked.append((rank if isinstance(rank, int) and rank > 0 else 2**31, order, value))
     return min(ranked)[2] if ranked else None
+
+
+def _in_use(point: dict[str, Any], today: date) -> bool:
+    """Whether a ContactPoint is in use today: not `old`, and within its `period`."""
+    use = _string(point.get("use"))
+    start, end = _period(point)
+    return (
+        (use is None or use.lower() != "old")
+        and (start is None or start <= today)
+        and (end is None or end >= today)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1143,6 +1222,27 @@ def _plan_refs(
     effective_to = _date(period.get("end"), f"{path}.period.end", problems, end=True)
     verified_at = _last_updated(role, path, problems)
     return [PlanRef(key, None, effective_from, effective_to, verified_at) for key in keys]
+
+
+def _period(resource: dict[str, Any]) -> tuple[date | None, date | None]:
+    """(first, last day) of a resource's `period`; a bound that is not a FHIR date is None.
+
+    A role's unreadable period is reported where its participations take their
+    dates (_plan_refs); a contact point's or a qualification's only decides
+    whether it is still in use, and refusing the record for it would drop more
+    than it protects.
+    """
+    period = resource.get("period")
+    period = period if isinstance(period, dict) else {}
+    unread: list[Problem] = []
+    start = _date(period.get("start"), "period.start", unread, end=False)
+    return start, _date(period.get("end"), "period.end", unread, end=True)
+
+
+def _ended(resource: dict[str, Any], today: date) -> date | None:
+    """The last day of the resource's `period`, when that is before today."""
+    end = _period(resource)[1]
+    return end if end is not None and end < today else None
 
 
 def _network_references(role: dict[str, Any]) -> Iterator[tuple[int, str | None]]:
