@@ -100,11 +100,13 @@ def claim_next(engine: Engine) -> int | None:
 def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
     """Marks failed every running job whose worker is gone; returns their ids."""
     with Session(engine) as session:
-        running = list(
-            session.scalars(select(ImportJob.id).where(ImportJob.status == JobStatus.RUNNING))
-        )
+        running = session.execute(
+            select(ImportJob.id, ImportJob.upload_path, ImportJob.plans_upload_path).where(
+                ImportJob.status == JobStatus.RUNNING
+            )
+        ).all()
     failed = []
-    for job_id in running:
+    for job_id, *uploads in running:
         if job_id in _live or not locking.is_abandoned(engine, job_id, import_dir):
             continue
         with Session(engine) as session, session.begin():
@@ -116,7 +118,17 @@ def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
             if done.rowcount:  # type: ignore[attr-defined]
                 failed.append(job_id)
                 logger.warning("import job %s lost its worker; marked failed", job_id)
+        if done.rowcount:  # type: ignore[attr-defined]
+            _remove_spooled(uploads, import_dir)
     return failed
+
+
+def _remove_spooled(uploads: list[str | None], import_dir: Path) -> None:
+    """Deletes a job's uploads the API spooled; never a file the command line read in place."""
+    spool = import_dir.resolve()
+    for upload in uploads:
+        if upload is not None and Path(upload).resolve().parent == spool:
+            Path(upload).unlink(missing_ok=True)
 
 
 def run_job(

@@ -64,10 +64,16 @@ def running(engine: Engine, job_id: int, import_dir: Path) -> Iterator[None]:
                 )
                 connection.commit()
         return
-    with _flock(import_dir / f"job-{job_id}.lock", wait=False) as held:
+    path = import_dir / f"job-{job_id}.lock"
+    with _flock(path, wait=False) as held:
         if not held:
             raise RuntimeError(f"import job {job_id} is already running in another process")
-        yield
+        try:
+            yield
+        finally:
+            # The job's outcome is on its row by now: whoever takes the lock after
+            # this finds the job finished, not abandoned. (Else a file per job stays.)
+            path.unlink(missing_ok=True)
 
 
 def is_abandoned(engine: Engine, job_id: int, import_dir: Path) -> bool:
@@ -85,7 +91,10 @@ def is_abandoned(engine: Engine, job_id: int, import_dir: Path) -> bool:
                 )
             connection.commit()
             return bool(taken)
-    with _flock(import_dir / f"job-{job_id}.lock", wait=False) as held:
+    path = import_dir / f"job-{job_id}.lock"
+    with _flock(path, wait=False) as held:
+        if held:  # no worker holds it: the job is marked failed next, the file is no use
+            path.unlink(missing_ok=True)
         return held
 
 

@@ -100,3 +100,18 @@ def test_a_worker_runs_what_is_queued(own_database: Backend, tmp_path: Path) -> 
     current = [entry for entry in roster_state(backend.engine, payer_id) if entry[-1] is None]
     assert [entry[1] for entry in current] == ["2300 N Lincoln Ave"]
     assert not list(tmp_path.glob("*.upload"))  # uploads are removed once read
+    assert not list(tmp_path.glob("job-*.lock"))  # and each job's lock (SQLite) once run
+
+
+def test_a_job_whose_worker_is_gone_fails_and_its_spooled_upload_goes(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    backend = own_database
+    (payer_id,) = add_payers(backend, "Lakeshore Health")
+    job_id = queue(backend, tmp_path, payer_id, roster_csv([row(1, "loop")]), "lost")
+    # Claimed by a worker that died before it took the job's lock.
+    assert jobs.claim_next(backend.engine) == job_id
+    assert jobs.recover_abandoned(backend.engine, tmp_path) == [job_id]
+    assert status(backend, job_id) is JobStatus.FAILED
+    assert not list(tmp_path.glob("*.upload"))
+    assert not list(tmp_path.glob("job-*.lock"))

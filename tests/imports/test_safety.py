@@ -101,6 +101,7 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
         assert failed.status is JobStatus.FAILED
         assert failed.message == jobs.ABANDONED
     assert checksum(engine, *ROSTER) == before
+    assert upload.exists()  # the command line's file, read in place: never deleted
 
 
 def children_of(pid: int) -> list[int]:
