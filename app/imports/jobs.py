@@ -47,12 +47,25 @@ class LiveProgress:
 
 # Progress of the jobs this process is running. On SQLite the import's transaction
 # holds the only write lock, so progress cannot be written to the job row until it
-# ends; readers in this process see it here instead.
+# ends; readers in this process see it here instead, and other processes in a file
+# beside the job's lock (`_progress_file`).
 _live: dict[int, LiveProgress] = {}
 
 
-def live_progress(job_id: int) -> LiveProgress | None:
-    return _live.get(job_id)
+def live_progress(job_id: int, import_dir: Path) -> LiveProgress | None:
+    """What a running job has read so far, when the job row does not say."""
+    found = _live.get(job_id)
+    if found is not None:
+        return found
+    try:
+        records, bytes_done = _progress_file(import_dir, job_id).read_text().split()
+        return LiveProgress(int(records), int(bytes_done))
+    except (OSError, ValueError):  # none (yet), or caught between write and rename
+        return None
+
+
+def _progress_file(import_dir: Path, job_id: int) -> Path:
+    return import_dir / f"job-{job_id}.progress"
 
 
 def worker_name() -> str:
@@ -158,7 +171,7 @@ def run_job(
                 on_error=OnError(job.on_error),
             )
         _live[job_id] = LiveProgress(0, 0)
-        reporter = _ProgressWriter(engine, job_id, on_progress)
+        reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)
         try:
             outcome = run_import(engine, request, import_dir=import_dir, progress=reporter)
         except Exception as error:
@@ -172,6 +185,7 @@ def run_job(
             raise
         finally:
             _live.pop(job_id, None)
+            _progress_file(import_dir, job_id).unlink(missing_ok=True)
             for path in (request.upload, request.plans_upload):
                 if path is not None and not keep_uploads:
                     path.unlink(missing_ok=True)
@@ -192,9 +206,12 @@ def _yield_cpu_to_searches() -> None:
 class _ProgressWriter:
     """Keeps the job's progress current: in this process always, on the row when it can."""
 
-    def __init__(self, engine: Engine, job_id: int, also: Progress | None) -> None:
+    def __init__(
+        self, engine: Engine, job_id: int, import_dir: Path, also: Progress | None
+    ) -> None:
         self.engine = engine
         self.job_id = job_id
+        self.file = _progress_file(import_dir, job_id)
         self.also = also
         self.written = 0.0
         # SQLite: the import holds the write lock; the row is updated when it ends.
@@ -205,14 +222,20 @@ class _ProgressWriter:
         if self.also is not None:
             self.also(records, bytes_done)
         now = time.monotonic()
-        if self.to_row and now - self.written >= 1.0:
-            self.written = now
-            with Session(self.engine) as session, session.begin():
-                session.execute(
-                    update(ImportJob)
-                    .where(ImportJob.id == self.job_id)
-                    .values(records_done=records, bytes_done=bytes_done, heartbeat_at=utcnow())
-                )
+        if now - self.written < 1.0:
+            return
+        self.written = now
+        if not self.to_row:  # for an API process other than this worker (SQLite)
+            partial = self.file.with_name(self.file.name + ".part")
+            partial.write_text(f"{records} {bytes_done}")
+            partial.replace(self.file)  # readers see the old figures or the new
+            return
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == self.job_id)
+                .values(records_done=records, bytes_done=bytes_done, heartbeat_at=utcnow())
+            )
 
 
 def finish(

@@ -154,7 +154,9 @@ async def _upload(
         on_error=on_error,
     )
     try:
-        job = await anyio.to_thread.run_sync(_queue, factory, job_request, principal, size)
+        job = await anyio.to_thread.run_sync(
+            _queue, factory, job_request, principal, size, settings.import_dir
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -176,17 +178,22 @@ def _check_file(format: Format, path: Path) -> None:
 
 
 def _queue(
-    factory: sessionmaker[Session], request: ImportRequest, principal: Principal, size: int
+    factory: sessionmaker[Session],
+    request: ImportRequest,
+    principal: Principal,
+    size: int,
+    import_dir: Path,
 ) -> ImportJobRead:
     with factory() as session, session.begin():
         job = jobs.create_job(
             session, request=request, api_key_id=principal.key_id, bytes_total=size
         )
-        return to_read(session, job)
+        return to_read(session, job, import_dir)
 
 
 @router.get("/imports", responses=WRITE_ERRORS)
 def list_imports(
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     payer_id: Annotated[
@@ -203,15 +210,25 @@ def list_imports(
     )
     next_cursor = encode_cursor(found[limit - 1].id) if len(found) > limit else None
     return ImportJobPage(
-        items=[to_read(session, job, with_issues=False) for job in found[:limit]],
+        items=[
+            to_read(session, job, _import_dir(request), with_issues=False) for job in found[:limit]
+        ],
         next_cursor=next_cursor,
     )
 
 
 @router.get("/imports/{job_id}", responses={**WRITE_ERRORS, 404: {"model": Problem}})
-def get_import(session: SessionDep, principal: PrincipalDep, job_id: PathId) -> ImportJobRead:
+def get_import(
+    request: Request, session: SessionDep, principal: PrincipalDep, job_id: PathId
+) -> ImportJobRead:
     """An import's status, progress, counts, first problems and timings."""
-    return to_read(session, jobs.visible_job(session, principal, job_id))
+    return to_read(session, jobs.visible_job(session, principal, job_id), _import_dir(request))
+
+
+def _import_dir(request: Request) -> Path:
+    """Where uploads wait, and where a worker process leaves a job's progress (SQLite)."""
+    import_dir: Path = request.app.state.settings.import_dir
+    return import_dir
 
 
 @router.get("/imports/{job_id}/errors", responses={**WRITE_ERRORS, 404: {"model": Problem}})
@@ -238,8 +255,11 @@ def _issues(
     return [ImportIssue.model_validate(issue) for issue in found[:limit]], next_cursor
 
 
-def to_read(session: Session, job: ImportJob, *, with_issues: bool = True) -> ImportJobRead:
-    live = jobs.live_progress(job.id) if job.status is JobStatus.RUNNING else None
+def to_read(
+    session: Session, job: ImportJob, import_dir: Path, *, with_issues: bool = True
+) -> ImportJobRead:
+    running = job.status is JobStatus.RUNNING
+    live = jobs.live_progress(job.id, import_dir) if running else None
     issues, next_cursor = (
         _issues(session, job.id, level=None, after=None, limit=20) if with_issues else ([], None)
     )

@@ -3,6 +3,7 @@
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session
 
 from app.imports import jobs
@@ -100,7 +101,23 @@ def test_a_worker_runs_what_is_queued(own_database: Backend, tmp_path: Path) -> 
     current = [entry for entry in roster_state(backend.engine, payer_id) if entry[-1] is None]
     assert [entry[1] for entry in current] == ["2300 N Lincoln Ave"]
     assert not list(tmp_path.glob("*.upload"))  # uploads are removed once read
-    assert not list(tmp_path.glob("job-*.lock"))  # and each job's lock (SQLite) once run
+    # And each job's lock and progress files (SQLite) once run.
+    assert not list(tmp_path.glob("job-*"))
+
+
+def test_a_worker_process_shows_its_progress_to_other_processes(
+    backend: Backend, tmp_path: Path
+) -> None:
+    if backend.name == "postgres":
+        pytest.skip("PostgreSQL: the worker writes progress on the job row")
+    report = jobs._ProgressWriter(backend.engine, 7, tmp_path, None)
+    report(4_000, 250_000)
+    jobs._live.pop(7)  # as another process, the API's, sees it: not in its memory
+    assert jobs.live_progress(7, tmp_path) == jobs.LiveProgress(4_000, 250_000)
+    report(8_000, 500_000)  # within the second: the file is not written again yet
+    jobs._live.pop(7)
+    assert jobs.live_progress(7, tmp_path) == jobs.LiveProgress(4_000, 250_000)
+    assert jobs.live_progress(8, tmp_path) is None  # a job with no file (yet)
 
 
 def test_a_job_whose_worker_is_gone_fails_and_its_spooled_upload_goes(
