@@ -281,7 +281,10 @@ def _feed(
             problems = item.problems or _as_declared(roster, roster.plans.declare(item))
             _note_plan_warnings(roster, report, where)
             if problems:
-                counts.records_invalid += 1
+                # A template declares a plan in a therapist's row, which is refused
+                # for it in turn: counted once, as the therapist's.
+                if request.format is not Format.CSV:
+                    counts.records_invalid += 1
                 report.note(IssueLevel.ERROR, problems, where)
                 _refused(roster, request)
         else:

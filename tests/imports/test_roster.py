@@ -259,6 +259,30 @@ def test_a_hios_plan_id_of_another_payer_is_refused(
     assert (plan.payer_id, plan.plan_type) == (ours, "marketplace")
 
 
+def test_a_plan_a_template_row_cannot_declare_refuses_its_therapist_counted_once(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    ours, theirs = add_payer(db, "Lakeshore Health"), add_payer(db, "Prairie Mutual")
+    db.add(
+        Plan(payer_id=theirs, name="Prairie Silver", plan_type="marketplace",
+             hios_plan_id="12345IL0010001")
+    )  # fmt: skip
+    db.commit()
+    rows = [
+        row(1, "loop", "Silver PPO", plan_type="commercial"),
+        row(2, "loop", "12345IL0010001", plan_type="marketplace"),  # declared on line 3
+        row(3, "lakeview"),
+    ]
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv(rows), payer_id=ours, on_error=OnError.SKIP
+    )
+    assert outcome.succeeded, outcome.message
+    assert (outcome.counts.records_imported, outcome.counts.records_invalid) == (2, 1)
+    assert outcome.message == "2 record(s) imported; 1 refused"
+    # Both problems point at therapist 2's record (index 1) and its row.
+    assert {(issue.line, issue.record_index) for issue in outcome.issues} == {(3, 1)}
+
+
 def test_imports_never_delete_records_others_use(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:

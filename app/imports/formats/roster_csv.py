@@ -136,7 +136,9 @@ def _records(rows: Iterator[tuple[int, list[str]]]) -> Iterator[Record]:
         if therapist is not None and not therapist.continues_with(row.npi):
             yield therapist.record()
             therapist = None
-        plan_record = _declare_plan(row, declared, index=len(declared))
+        # Named after the therapist record its row belongs to: it has no index of its own.
+        owner = provider_count if therapist is None else provider_count - 1
+        plan_record = _declare_plan(row, declared, index=owner)
         if plan_record is not None:
             yield plan_record
         if therapist is None:
