@@ -126,9 +126,11 @@ def check_head_and_tail(format: Format, stream: BinaryIO) -> None:
     except UnicodeDecodeError as error:
         cut_by_the_read = len(head) == _HEAD and error.start >= _HEAD - 3
         if not cut_by_the_read:
+            line = head.count(b"\n", 0, error.start) + 1
             raise ImportFileError(
-                f"the file is not valid UTF-8 (byte 0x{head[error.start]:02x} at offset "
-                f"{start + error.start}); save it as UTF-8 and upload again"
+                f"the file is not valid UTF-8 (byte 0x{head[error.start]:02x} on line {line}, "
+                f"offset {start + error.start}); save it as UTF-8 and upload again",
+                line=line,
             ) from error
     first = head.lstrip()[:1]
     stream.seek(0, 2)
@@ -142,13 +144,19 @@ def check_head_and_tail(format: Format, stream: BinaryIO) -> None:
                 f"expected {FORMAT_DESCRIPTIONS[format]}; the file does not start with '['"
             )
         if last != b"]":
-            raise ImportFileError("the JSON array is not closed: the file looks truncated")
+            raise ImportFileError(
+                "the file does not end with the ']' that closes its JSON array: it is cut "
+                "short (truncated), or something follows the array"
+            )
     elif format is Format.FHIR:
         if first != b"{":
             raise ImportFileError(
                 f"expected {FORMAT_DESCRIPTIONS[format]}; the file does not start with '{{'"
             )
         if last != b"}":
-            raise ImportFileError("the last JSON object is not closed: the file looks truncated")
+            raise ImportFileError(
+                "the file does not end with the '}' that closes a JSON object: it is cut "
+                "short (truncated), or something follows the last one"
+            )
     elif first in (b"[", b"{"):
         raise ImportFileError(f"expected {FORMAT_DESCRIPTIONS[format]}; the file is JSON")
