@@ -117,6 +117,13 @@ class InvalidFile(ProblemError):
 
     status, title, slug = 422, "Unreadable File", "invalid-file"
 
+    def problem(self) -> Problem:
+        # As every 422, it names what is invalid: here the request body, the file.
+        problem = super().problem()
+        message = self.detail or self.title
+        problem.errors = [FieldError(loc=["body"], field="body", message=message, type="file")]
+        return problem
+
 
 class TooManyRequests(ProblemError):
     status, title, slug = 429, "Too Many Requests", "rate-limited"

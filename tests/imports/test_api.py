@@ -138,6 +138,10 @@ def test_an_unreadable_file_is_refused_at_once(
     problem = response.json()
     assert problem["type"] == "urn:ptdir:problem:invalid-file"
     assert words in problem["detail"]
+    # As every 422, it names what is invalid: the body, the file.
+    assert problem["errors"] == [
+        {"loc": ["body"], "field": "body", "message": problem["detail"], "type": "file"}
+    ]
     assert client.get("/v1/imports", headers=admin).json()["items"] == []
 
 
