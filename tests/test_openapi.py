@@ -53,3 +53,11 @@ def test_json_roster_upload_is_documented_as_a_json_document() -> None:
     for path in ("/v1/imports", "/v1/payers/{payer_id}/imports"):
         content = schema["paths"][path]["post"]["requestBody"]["content"]
         assert content["application/json"]["schema"] == {"type": ["array", "object"]}
+
+
+def test_an_upload_documents_the_location_of_its_job_and_what_refuses_its_body() -> None:
+    schema = create_app().openapi()
+    for path in ("/v1/imports", "/v1/payers/{payer_id}/imports"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert "Location" in responses["202"]["headers"], path
+        assert {"413", "415", "422"} <= set(responses), path

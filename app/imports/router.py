@@ -32,6 +32,15 @@ router = APIRouter(prefix="/v1", tags=["imports"])
 
 _FORMATS = "; ".join(f"`{f.value}`: {d}" for f, d in FORMAT_DESCRIPTIONS.items())
 _UPLOAD_ERRORS: dict[int | str, dict[str, object]] = {
+    202: {
+        "description": "The file is queued as an import job",
+        "headers": {
+            "Location": {
+                "description": "The job's address: `/v1/imports/{id}`",
+                "schema": {"type": "string"},
+            }
+        },
+    },
     **WRITE_ERRORS,
     404: {"model": Problem, "description": "No such payer"},
     413: {"model": Problem, "description": "The file is over the import size limit"},
