@@ -326,6 +326,15 @@ def test_import_runs_a_roster_and_prints_a_summary(
     therapists_line = next(line for line in out.splitlines() if "therapists" in line)
     assert therapists_line.split()[1:4] == ["0", "0", "4"]  # the second time: unchanged
 
+    # The CMS sample's physicians: skipped, and the texts that did not map are shown.
+    cms = ROOT / "tests" / "fixtures" / "qhp" / "providers.json"
+    code, out, _ = run(capsys, "import", str(cms), "--format", "qhp", "--payer", "1", "--mode",
+                       "merge")  # fmt: skip
+    assert code == 0
+    assert "    skipped 2: no physical-therapy specialty" in out.splitlines()
+    assert "      line 50: no physical-therapy specialty (Ophthalmology)" in out.splitlines()
+    assert "      line 103:" not in out  # a reason without detail lists no examples
+
     code, _, err = run(capsys, "import", str(example), "--format", "qhp", "--payer", "1")
     assert code == 2
     assert "does not start with '['" in err

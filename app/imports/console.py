@@ -159,6 +159,12 @@ def print_summary(outcome: Outcome, job_id: int, seconds: float, out: TextIO) ->
     )
     for reason, number in sorted(outcome.skipped.items(), key=lambda item: -item[1]):
         print(f"    skipped {number:,}: {reason}", file=out)
+        # Examples only where they say more than the reason: the texts that did not map.
+        for example in outcome.skipped_examples.get(reason, []):
+            if example.reason != reason:
+                line, index = example.line, example.record_index
+                where = f"line {line}" if line is not None else f"record {index}"
+                print(f"      {where}: {example.reason}", file=out)
     shown = [issue for issue in outcome.issues if issue.level == "error"][:20]
     for issue in shown:
         where = f"line {issue.line}" if issue.line is not None else f"record {issue.record_index}"

@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -253,7 +253,13 @@ def finish(
         job.message = outcome.message
         job.records_done = outcome.records_done
         job.bytes_done = job.bytes_total or 0
-        job.counts = outcome.counts.as_dict() | {"skipped_by_reason": outcome.skipped}
+        job.counts = outcome.counts.as_dict() | {
+            "skipped_by_reason": outcome.skipped,
+            "skipped_examples": {
+                reason: [asdict(example) for example in examples]
+                for reason, examples in outcome.skipped_examples.items()
+            },
+        }
         job.error_count = outcome.error_count
         job.warning_count = outcome.warning_count
         if outcome.issues:

@@ -15,6 +15,14 @@ class ImportProgress(ReadModel):
     bytes_total: int | None
 
 
+class SkippedRecord(ReadModel):
+    """A record the import left out of the directory, and why."""
+
+    line: int | None
+    record_index: int | None
+    reason: str
+
+
 class ImportCounts(ReadModel):
     therapists_created: int = 0
     therapists_updated: int = 0
@@ -44,6 +52,11 @@ class ImportCounts(ReadModel):
     records_invalid: int = Field(default=0, description="Records refused; see `errors`")
     warnings: int = 0
     skipped_by_reason: dict[str, int] = Field(default_factory=dict)
+    skipped_examples: dict[str, list[SkippedRecord]] = Field(
+        default_factory=dict,
+        description="The first records skipped for each reason (up to 5), with the reason's "
+        "detail, such as the specialty texts that name no physical therapy",
+    )
 
 
 class ImportIssue(ReadModel):

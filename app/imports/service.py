@@ -61,12 +61,25 @@ class Issue:
     message: str
 
 
+# Examples kept per skip reason: enough to find the pattern, few enough for a
+# national file, where most rows are skipped.
+SKIPPED_EXAMPLES = 5
+
+
+@dataclass(slots=True)
+class SkippedExample:
+    line: int | None
+    record_index: int | None
+    reason: str  # in full, with its detail
+
+
 @dataclass(slots=True)
 class Outcome:
     succeeded: bool
     message: str
     counts: Counts
     skipped: dict[str, int]
+    skipped_examples: dict[str, list[SkippedExample]]
     issues: list[Issue]
     error_count: int
     warning_count: int
@@ -94,6 +107,16 @@ class _Report:
     errors: int = 0
     warnings: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    # The first few records skipped for each reason, with the detail the reason
+    # carries ("no physical-therapy specialty (Women's Health)"): where to look.
+    skipped_examples: dict[str, list[SkippedExample]] = field(default_factory=dict)
+
+    def skip(self, item: Skipped) -> None:
+        reason = item.reason.split(" (")[0]
+        self.skipped[reason] += 1
+        examples = self.skipped_examples.setdefault(reason, [])
+        if len(examples) < SKIPPED_EXAMPLES:
+            examples.append(SkippedExample(item.line, item.index, item.reason))
 
     def note(
         self,
@@ -272,7 +295,7 @@ def _feed(
         where = (item.line, item.index)
         if isinstance(item, Skipped):
             counts.records_skipped += 1
-            report.skipped[item.reason.split(" (")[0]] += 1
+            report.skip(item)
             if item.withdrawn is not None:
                 roster.withdraw(item.withdrawn, item.reason, where)
                 _note_withdrawal_warnings(roster, report)
@@ -345,6 +368,7 @@ def _outcome(
         message=message,
         counts=counts,
         skipped=dict(report.skipped),
+        skipped_examples=report.skipped_examples,
         issues=report.issues,
         error_count=report.errors,
         warning_count=report.warnings,

@@ -232,6 +232,18 @@ def test_qhp_providers_and_plans_from_the_cms_sample(
     assert done["status"] == "failed", done
     assert done["message"].startswith("no therapist was imported from the file")
     assert done["counts"]["records_skipped"] == 3
+    # Which records, and why: the specialty texts that name no physical therapy.
+    assert done["counts"]["skipped_examples"] == {
+        "no physical-therapy specialty": [
+            {"line": 2, "record_index": 0,
+             "reason": "no physical-therapy specialty (Dermatology, Oncology)"},
+            {"line": 50, "record_index": 1,
+             "reason": "no physical-therapy specialty (Ophthalmology)"},
+        ],
+        "a facility, not an individual provider": [
+            {"line": 103, "record_index": 2, "reason": "a facility, not an individual provider"}
+        ],
+    }  # fmt: skip
     assert done["counts"]["therapists_created"] == 0
 
 

@@ -267,3 +267,20 @@ def test_a_list_the_parser_filters_is_named_without_an_index(
     assert [(issue.field, issue.message[:36]) for issue in outcome.issues] == [
         ("Practitioner/pt.qualification", "'Physical Therapist License 0123456'")
     ]
+
+
+def test_skipped_records_are_all_counted_and_the_first_five_of_each_reason_shown(
+    backend: Backend, tmp_path: Path
+) -> None:
+    occupational = {"Healthcare Provider Taxonomy Code_1": "225X00000X"}
+    rows = [pt(NPI=make_npi(seed), **occupational) for seed in range(1, 8)]
+    outcome = import_bytes(
+        backend.engine, tmp_path, nppes_bytes(*rows, pt(NPI=make_npi(9))), payer_id=None,
+        format=Format.NPPES,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.message
+    assert outcome.skipped == {"no physical-therapy taxonomy": 7}
+    examples = outcome.skipped_examples["no physical-therapy taxonomy"]
+    assert [(example.line, example.record_index) for example in examples] == [
+        (2, 0), (3, 1), (4, 2), (5, 3), (6, 4)
+    ]  # fmt: skip
