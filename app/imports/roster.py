@@ -635,6 +635,9 @@ class _Batch:
             wanted["credentials"] = provider.credentials
         if current is None:
             return wanted | {"updated_at": self.now}
+        for name in _SPELLED_NAMES:
+            if name in wanted and not _spelled_better(getattr(current, name), wanted[name]):
+                wanted[name] = getattr(current, name)
         changed = {
             name: value
             for name, value in wanted.items()
@@ -974,6 +977,26 @@ class _Batch:
                 )
         insert_many(self.session.connection(), _table(SearchPractice), rows)
         geo.index_rows(self.session, rows)
+
+
+_SPELLED_NAMES = ("first_name", "middle_name", "last_name")
+
+
+def _spelled_better(stored: str | None, given: str | None) -> bool:
+    """Whether a file's spelling of a name replaces the stored one.
+
+    Another name always does. The same name spelled otherwise only when it tells
+    more: letter case where the stored one has none ("Pérez" over NPPES's
+    "PEREZ"), or accents it lacks. Else each month's national file, in capitals,
+    would undo what payers wrote, and their next files redo it.
+    """
+    if stored is None or given is None or name_key(stored) != name_key(given):
+        return True
+    return _spelling_detail(given) > _spelling_detail(stored)
+
+
+def _spelling_detail(name: str) -> tuple[bool, bool]:
+    return (name != name.upper() and name != name.lower(), not name.isascii())
 
 
 def _take_sqlite_write_lock(session: Session) -> None:

@@ -17,7 +17,7 @@ from app.networks.models import Payer, Plan
 from tests.conftest import Backend
 from tests.factories import make_npi
 from tests.imports import test_fhir as fhir_helpers
-from tests.imports.helpers import checksum, import_bytes
+from tests.imports.helpers import checksum, import_bytes, roster_csv, row
 from tests.imports.test_nppes import nppes_bytes, pt
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -284,3 +284,33 @@ def test_skipped_records_are_all_counted_and_the_first_five_of_each_reason_shown
     assert [(example.line, example.record_index) for example in examples] == [
         (2, 0), (3, 1), (4, 2), (5, 3), (6, 4)
     ]  # fmt: skip
+
+
+def test_the_national_files_capitals_do_not_undo_a_payers_spelling(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    engine = backend.engine
+    last, first = "Provider Last Name (Legal Name)", "Provider First Name"
+
+    def seed(surname: str) -> bytes:
+        return nppes_bytes(pt(NPI=make_npi(1), **{last: surname, first: "MARIA"}))
+
+    def name() -> tuple[str, str]:
+        found = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+        return found["first_name"], found["last_name"]
+
+    assert import_bytes(
+        engine, tmp_path, seed("PEREZ"), payer_id=None, format=Format.NPPES
+    ).succeeded
+    payer_id = add_payer(db)
+    spelled = roster_csv([row(1, "loop", first_name="María", last_name="Pérez")])
+    assert import_bytes(engine, tmp_path, spelled, payer_id=payer_id).succeeded
+    assert name() == ("María", "Pérez")
+    # Next month's national file, the same name in capitals: nothing to change.
+    again = import_bytes(engine, tmp_path, seed("PEREZ"), payer_id=None, format=Format.NPPES)
+    assert (again.counts.therapists_updated, again.counts.therapists_unchanged) == (0, 1)
+    assert name() == ("María", "Pérez")
+    # Another name is a change, whoever spells it.
+    renamed = import_bytes(engine, tmp_path, seed("SMITH"), payer_id=None, format=Format.NPPES)
+    assert renamed.counts.therapists_updated == 1
+    assert name() == ("María", "SMITH")
