@@ -3,6 +3,7 @@
 These run once, not per backend: each uses its own SQLite file through PTDIR_DATABASE_URL.
 """
 
+import io
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from app.auth.models import ApiKey, Role
 from app.cli import main
 from app.config import get_settings
 from app.db import create_db_engine
+from app.imports.console import ProgressBar
 from app.networks.models import Payer
 from app.search.models import SearchPractice
 
@@ -335,6 +337,19 @@ def test_import_runs_a_roster_and_prints_a_summary(
     assert "      line 50: no physical-therapy specialty (Ophthalmology)" in out.splitlines()
     assert "      line 103:" not in out  # a reason without detail lists no examples
 
+    # Warnings are listed, as errors are.
+    rows = (ROOT / "data" / "roster_example.csv").read_text().splitlines()
+    header, first = rows[0], rows[1]
+    phone = header.split(",").index("phone")
+    cells = first.split(",")
+    cells[phone] = "312-555-0147 x12"
+    extension = tmp_path / "extension.csv"
+    extension.write_text(f"{header}\n{','.join(cells)}\n")
+    code, out, _ = run(capsys, "import", str(extension), "--format", "csv", "--payer", "1",
+                       "--mode", "merge")  # fmt: skip
+    assert code == 0
+    assert "  warning at line 2, phone: line 2: extension '12' left out" in out
+
     code, _, err = run(capsys, "import", str(example), "--format", "qhp", "--payer", "1")
     assert code == 2
     assert "does not start with '['" in err
@@ -343,3 +358,21 @@ def test_import_runs_a_roster_and_prints_a_summary(
     code, _, err = run(capsys, "import", str(example), "--format", "nppes", "--payer", "1")
     assert code == 2
     assert "leave out --payer" in err
+
+
+def test_progress_in_a_log_is_plain_lines_and_on_a_terminal_one_redrawn_bar() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log, terminal = io.StringIO(), Terminal()
+    for out in (log, terminal):
+        bar = ProgressBar(1000, out)
+        bar(10, 100)
+        bar(20, 200)  # too soon after the first: not shown
+        bar.close()
+    assert "\r" not in log.getvalue()
+    assert log.getvalue().splitlines()[0].startswith("10.0%")
+    assert len(log.getvalue().splitlines()) == 1
+    assert terminal.getvalue().startswith("\r[###")
+    assert terminal.getvalue().endswith("\n")

@@ -20,30 +20,34 @@ from app.networks.models import Payer
 class ProgressBar:
     """One line on a terminal: bytes read, records/s and the time left."""
 
-    def __init__(self, total_bytes: int, out: TextIO = sys.stderr) -> None:
+    def __init__(self, total_bytes: int, out: TextIO | None = None) -> None:
         self.total = max(total_bytes, 1)
-        self.out = out
+        self.out = out or sys.stderr  # the stream of the moment, not of import time
         self.started = time.monotonic()
         self.shown = 0.0
+        # Redrawn with carriage returns, a bar is noise in a log file: there, a
+        # plain line every few seconds.
+        self.drawn = self.out.isatty()
+        self.every = 0.5 if self.drawn else 5.0
 
     def __call__(self, records: int, bytes_done: int) -> None:
         now = time.monotonic()
-        if now - self.shown < 0.5:
+        if self.shown and now - self.shown < self.every:
             return
         self.shown = now
         elapsed = max(now - self.started, 1e-6)
         share = min(bytes_done / self.total, 1.0)
         eta = elapsed * (1 - share) / share if share > 0 else None
-        bar = "#" * int(share * 30)
         left = f"{eta:5.0f}s left" if eta is not None else "   ..."
-        self.out.write(
-            f"\r[{bar:<30}] {share:6.1%}  {records:>10,} records  "
-            f"{records / elapsed:>8,.0f}/s  {left}"
-        )
+        figures = f"{share:6.1%}  {records:>10,} records  {records / elapsed:>8,.0f}/s  {left}"
+        if self.drawn:
+            self.out.write(f"\r[{'#' * int(share * 30):<30}] {figures}")
+        else:
+            self.out.write(f"{figures.strip()}\n")
         self.out.flush()
 
     def close(self) -> None:
-        if self.shown:
+        if self.shown and self.drawn:
             self.out.write("\n")
 
 
@@ -58,7 +62,7 @@ def import_file(
     dry_run: bool,
     on_error: OnError,
     import_dir: Path,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Imports a file in this process, as a job others can see; returns the exit status."""
     problem = _check_arguments(engine, path, format, payer_id, plans)
@@ -83,9 +87,13 @@ def import_file(
     started = time.monotonic()
     try:
         outcome = jobs.run_job(engine, job_id, import_dir, on_progress=bar, keep_uploads=True)
+    except KeyboardInterrupt:  # the job is marked failed; nothing was written
+        bar.close()
+        print(f"interrupted: {jobs.INTERRUPTED} (import job {job_id})", file=sys.stderr)
+        return 130
     finally:
         bar.close()
-    print_summary(outcome, job_id, time.monotonic() - started, out)
+    print_summary(outcome, job_id, time.monotonic() - started, out or sys.stdout)
     return 0 if outcome.succeeded else 1
 
 
@@ -152,9 +160,10 @@ def print_summary(outcome: Outcome, job_id: int, seconds: float, out: TextIO) ->
     for name, *values in rows:
         created, updated, unchanged, ended = values
         print(f"  {name:16}{created:>10}{updated:>10}{unchanged:>11}{ended:>8}", file=out)
+    imported = "imported" if outcome.committed else "valid (not written)"
     print(
-        f"  records: {counts.records_imported:,} imported, {counts.records_skipped:,} skipped, "
-        f"{counts.records_invalid:,} refused; {outcome.warning_count:,} warnings",
+        f"  records: {counts.records_imported:,} {imported}, {counts.records_skipped:,} "
+        f"skipped, {counts.records_invalid:,} refused; {outcome.warning_count:,} warnings",
         file=out,
     )
     for reason, number in sorted(outcome.skipped.items(), key=lambda item: -item[1]):
@@ -165,15 +174,21 @@ def print_summary(outcome: Outcome, job_id: int, seconds: float, out: TextIO) ->
                 line, index = example.line, example.record_index
                 where = f"line {line}" if line is not None else f"record {index}"
                 print(f"      {where}: {example.reason}", file=out)
-    shown = [issue for issue in outcome.issues if issue.level == "error"][:20]
-    for issue in shown:
-        where = f"line {issue.line}" if issue.line is not None else f"record {issue.record_index}"
-        print(f"  error at {where}, {issue.field or '-'}: {issue.message}", file=out)
-    if outcome.error_count > len(shown):
-        print(
-            f"  … {outcome.error_count - len(shown):,} more: GET /v1/imports/{job_id}/errors",
-            file=out,
-        )
+    for level, total, most in (
+        ("error", outcome.error_count, 20),
+        ("warning", outcome.warning_count, 10),
+    ):
+        shown = [issue for issue in outcome.issues if issue.level == level][:most]
+        for issue in shown:
+            line, index = issue.line, issue.record_index
+            where = f"line {line}" if line is not None else f"record {index}"
+            print(f"  {level} at {where}, {issue.field or '-'}: {issue.message}", file=out)
+        if total > len(shown):
+            print(
+                f"  … {total - len(shown):,} more {level}s: the API's "
+                f"GET /v1/imports/{job_id}/errors?level={level}",
+                file=out,
+            )
 
 
 def run_worker(engine: Engine, import_dir: Path, *, once: bool) -> int:

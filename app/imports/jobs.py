@@ -33,6 +33,7 @@ from app.imports.service import ImportRequest, OnError, Outcome, Progress, run_i
 
 logger = logging.getLogger(__name__)
 
+INTERRUPTED = "the import was interrupted; nothing was written and the previous roster is unchanged"
 ABANDONED = (
     "the worker running this import stopped before it finished (killed or crashed); "
     "nothing was written and the previous roster is unchanged; upload the file again"
@@ -174,6 +175,9 @@ def run_job(
         reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)
         try:
             outcome = run_import(engine, request, import_dir=import_dir, progress=reporter)
+        except KeyboardInterrupt:  # Ctrl-C at the command line: the transaction is rolled back
+            finish(engine, job_id, None, message=INTERRUPTED)
+            raise
         except Exception as error:
             logger.exception("import job %s failed", job_id)
             finish(

@@ -36,6 +36,17 @@ def killed_while_writing(
     just_before: Callable[[int], None] = lambda pid: None,
 ) -> int:
     """Runs Python with `arguments`, SIGKILLs it once it shows progress; its exit status."""
+    return signalled_while_writing(arguments, environment, signal.SIGKILL, just_before)[0]
+
+
+def signalled_while_writing(
+    arguments: list[str],
+    environment: dict[str, str],
+    sent: signal.Signals,
+    just_before: Callable[[int], None] = lambda pid: None,
+) -> tuple[int, str]:
+    """Runs Python with `arguments`, signals it once it shows progress; its exit status
+    and what it wrote on stderr."""
     process = subprocess.Popen(
         [sys.executable, *arguments],
         cwd=REPO,
@@ -43,22 +54,23 @@ def killed_while_writing(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    shown = b""
     try:
-        # The progress bar appears once the first batches were written (uncommitted).
-        shown = b""
+        # Progress shows once the first batches were written (uncommitted).
         while b"records" not in shown:
             chunk = process.stderr.read1(1024) if process.stderr else b""
-            assert chunk, f"the import ended before it could be killed: {shown!r}"
+            assert chunk, f"the import ended before it could be signalled: {shown!r}"
             shown += chunk
         just_before(process.pid)
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(sent)
+        shown += process.stderr.read() if process.stderr else b""
         process.wait(30)
     finally:
         if process.poll() is None:
             process.kill()
         if process.stderr:
             process.stderr.close()
-    return process.returncode
+    return process.returncode, shown.decode(errors="replace")
 
 
 def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
@@ -102,6 +114,33 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
         assert failed.message == jobs.ABANDONED
     assert checksum(engine, *ROSTER) == before
     assert upload.exists()  # the command line's file, read in place: never deleted
+
+
+def test_ctrl_c_in_the_middle_leaves_the_previous_roster_and_says_so(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    url, engine = own_database.url, own_database.engine
+    with Session(engine) as session, session.begin():
+        session.add(Payer(name="Lakeshore Health"))
+    previous = roster_csv([row(1, "loop", "Gold HMO", plan_type="commercial")])
+    assert import_bytes(engine, tmp_path, previous, payer_id=1).succeeded
+    before = checksum(engine, *ROSTER)
+    upload = tmp_path / "replacement.csv"
+    upload.write_bytes(big_roster(40_000))
+    environment = os.environ | {
+        "PTDIR_DATABASE_URL": url,
+        "PTDIR_IMPORT_DIR": str(tmp_path / "imports"),
+    }
+    command = ["-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"]
+    code, said = signalled_while_writing(command, environment, signal.SIGINT)
+    assert code == 130, said
+    assert "Traceback" not in said
+    assert f"interrupted: {jobs.INTERRUPTED}" in said
+    assert checksum(engine, *ROSTER) == before
+    with Session(engine) as session:
+        job = session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+        assert job is not None
+        assert (job.status, job.message) == (JobStatus.FAILED, jobs.INTERRUPTED)
 
 
 def children_of(pid: int) -> list[int]:
