@@ -297,6 +297,9 @@ class RosterImport:
         self.today = today or utcnow().date()
         self.counts = Counts()
         self.created_at = utcnow()
+        # Locations after this one are this import's: listed again by a later batch,
+        # they count as created, once, not as unchanged each time.
+        self.last_location_before = session.scalar(select(func.max(Location.id))) or 0
         self.writer = _Writer(self.dialect)
         self.plans = PlanCatalogue(session, payer_id, self.counts, self.writer.wait)
         self.pending: list[Provider] = []
@@ -777,7 +780,10 @@ class _Batch:
                     )
                 )
         self.counts.locations_updated += len(changed_rows)
-        self.counts.locations_unchanged += len(existing) - len(changed_rows)
+        ours = self.job.last_location_before
+        listed_before = [row for row in existing.values() if row.id <= ours]
+        changed_before = [row for row in changed_rows if row["_id"] <= ours]
+        self.counts.locations_unchanged += len(listed_before) - len(changed_before)
         return ids
 
     # Practices ----------------------------------------------------------------------

@@ -110,3 +110,18 @@ def test_a_write_that_fails_fails_the_import_and_writes_nothing(
     with pytest.raises(RuntimeError, match="the disk is full"):
         import_bytes(backend.engine, tmp_path, many_batches(), payer_id=payer_id)
     assert therapists(db) == 0
+
+
+def test_an_address_this_import_created_counts_as_created_once(
+    payer_id: int, backend: Backend, tmp_path: Path, small_batches: None
+) -> None:
+    # 30 therapists at three addresses, over ten batches: three locations, all new.
+    content = roster_csv([row(n, ("lakeview", "loop", "evanston")[n % 3]) for n in range(1, 31)])
+    first = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert first.succeeded, first.issues
+    counts = first.counts
+    assert (counts.locations_created, counts.locations_unchanged) == (3, 0)
+    # Again: each batch that lists one of them finds it as it was.
+    again = import_bytes(backend.engine, tmp_path, content, payer_id=None).counts
+    assert (again.locations_created, again.locations_updated) == (0, 0)
+    assert again.locations_unchanged == 30
