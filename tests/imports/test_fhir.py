@@ -1356,3 +1356,19 @@ def test_a_second_resource_with_the_same_id_is_skipped_and_counted(
         "García",
         ["5 Elm St"],
     )
+
+
+@pytest.mark.parametrize(
+    ("product_type", "plan_type"),
+    [
+        ({"coding": [{"code": "Medicaid"}]}, "medicaid"),  # not the code system's `medi`
+        ({"coding": [{"code": "x1", "display": "Medicare Advantage"}]}, "medicare_advantage"),
+        ({"text": "Qualified Health Plan"}, "marketplace"),
+        ({"coding": [{"code": "denti", "display": "Dental"}]}, None),  # left to the default
+    ],
+)
+def test_a_product_type_written_in_words_is_read(
+    product_type: dict[str, Any], plan_type: str | None
+) -> None:
+    records = ndjson(as_ndjson(insurance_plan("p", "net", type=[product_type]), network("net")))
+    assert [found[2] for found in declared(records)] == [plan_type]

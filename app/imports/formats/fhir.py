@@ -97,6 +97,18 @@ _PLAN_TYPES = {
     "commepo": "commercial",
     "fep": "commercial",  # FEHB plans are sold by commercial carriers
 }
+# The same, as files write it in words instead of the code system's codes.
+_PLAN_TYPE_WORDS = {
+    "medicaid": "medicaid",
+    "medicaid hmo": "medicaid",
+    "medicare advantage": "medicare_advantage",
+    "medicare part b": "medicare_part_b",
+    "medicare": "medicare_part_b",  # original Medicare: outpatient PT is Part B
+    "commercial": "commercial",
+    "qualified health plan": "marketplace",
+    "marketplace": "marketplace",
+    "exchange": "marketplace",
+}
 # InsurancePlanTypeCS → how a plan's name ends when its type has no text or
 # display: the code system's displays, without the "-QHP" the product type says.
 _PLAN_LEVELS = {
@@ -667,10 +679,21 @@ def _plan_name(product_name: str | None, *labels: str | None) -> str | None:
 
 
 def _plan_type(plan: dict[str, Any]) -> str | None:
-    for concept in _list(plan.get("type")):
+    """The product type's plan type: a Plan-Net code, else what the type says in words."""
+    concepts = _list(plan.get("type"))
+    for concept in concepts:
         for system, code in _codings(concept):
             if system in (PRODUCT_TYPE_SYSTEM, None) and code in _PLAN_TYPES:
                 return _PLAN_TYPES[code]
+    # Files that write the type in words, as code, display or text ("Medicaid").
+    for concept in concepts:
+        words = [code for _, code in _codings(concept)]
+        words += [_string(c.get("display")) for c in _coding_objects(concept)]
+        words.append(_string(concept.get("text")) if isinstance(concept, dict) else None)
+        for word in words:
+            found = _PLAN_TYPE_WORDS.get(" ".join(word.lower().split())) if word else None
+            if found:
+                return found
     return None
 
 
