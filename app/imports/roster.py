@@ -412,12 +412,13 @@ class RosterImport:
                 )
             )
         }
-        removed = [
+        removed = sorted(
             row.id for row in found.values() if row.source == Source.NPPES and not row.listed
-        ]
+        )
+        gone = set(removed)
         for npi, reason, where in withdrawn:
             row = found.get(npi)
-            if row is None or row.id in removed:
+            if row is None or row.id in gone:
                 continue
             kept_by = "a payer's network lists" if row.listed else "a payer or the API added"
             message = f"{reason}: the directory keeps NPI {npi}, whom {kept_by}"
