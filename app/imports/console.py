@@ -47,8 +47,10 @@ class ProgressBar:
         self.out.flush()
 
     def close(self) -> None:
+        """Ends the bar's line, once (an interrupted import closes it before its message)."""
         if self.shown and self.drawn:
             self.out.write("\n")
+        self.shown = 0.0
 
 
 def import_file(

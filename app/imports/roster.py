@@ -47,6 +47,7 @@ from app.fields import has_control_characters, is_valid_npi
 from app.imports.bulk import chunks, insert_many, insert_new
 from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
 from app.imports.validate import Provider, Site, spaced, unique
+from app.locations import service as location_service
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
 from app.networks.schemas import is_hios_shaped
@@ -435,12 +436,7 @@ class RosterImport:
             )
             # What only these therapists used: no one else's address goes.
             for ids in chunks(sorted(set(location_ids))):
-                self.session.execute(
-                    delete(Location)
-                    .where(one_of(Location.id, ids, self.dialect))
-                    .where(~exists().where(Practice.location_id == Location.id))
-                    .execution_options(synchronize_session=False)
-                )
+                location_service.delete_orphans(self.session, ids)
         self.counts.therapists_removed += len(removed)
 
     @property

@@ -105,11 +105,10 @@ def _by_profession(key: str) -> str | None:
 def _fields_by_phrase() -> dict[str, str]:
     """Each field of practice's names (specialization, slug, synonyms) → its code."""
     fields: dict[str, str] = {}
-    with (DATA_DIR / "nucc_pt_taxonomy.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["specialization"]:
-                names = (row["specialization"], row["slug"], *_FIELD_SYNONYMS.get(row["code"], ()))
-                fields.update((_key(name), row["code"]) for name in names)
+    for row in _taxonomy():
+        if row["specialization"]:
+            names = (row["specialization"], row["slug"], *_FIELD_SYNONYMS.get(row["code"], ()))
+            fields.update((_key(name), row["code"]) for name in names)
     return fields
 
 
@@ -132,26 +131,32 @@ def _key(text: str) -> str:
 
 
 @cache
+def _taxonomy() -> tuple[dict[str, str], ...]:
+    """The physical-therapy rows of the NUCC taxonomy (data/nucc_pt_taxonomy.csv)."""
+    with (DATA_DIR / "nucc_pt_taxonomy.csv").open(encoding="utf-8", newline="") as handle:
+        return tuple(csv.DictReader(handle))
+
+
+@cache
 def _codes_by_key() -> dict[str, str]:
     codes: dict[str, str] = {}
-    with (DATA_DIR / "nucc_pt_taxonomy.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            code = row["code"]
-            codes[_key(code)] = code
-            codes[_key(row["display_name"])] = code
-            if not row["specialization"]:  # the profession itself: its slug names it
-                codes[_key(row["classification"])] = code
-                codes[_key(row["slug"])] = code
-                continue
-            # A specialty's slug ("neurology", "sports") names only a field of
-            # practice, which is a physician's specialty as often as not, so it
-            # counts only next to a profession word, like the synonyms.
-            classification = _key(row["classification"])
-            fields = {_key(row["specialization"]), _key(row["slug"])}
-            fields.update(_key(synonym) for synonym in _FIELD_SYNONYMS.get(code, ()))
-            for field in fields:
-                for profession in (classification, *_PROFESSION):
-                    codes[f"{profession} {field}"] = code
-                    codes[f"{field} {profession}"] = code
+    for row in _taxonomy():
+        code = row["code"]
+        codes[_key(code)] = code
+        codes[_key(row["display_name"])] = code
+        if not row["specialization"]:  # the profession itself: its slug names it
+            codes[_key(row["classification"])] = code
+            codes[_key(row["slug"])] = code
+            continue
+        # A specialty's slug ("neurology", "sports") names only a field of
+        # practice, which is a physician's specialty as often as not, so it
+        # counts only next to a profession word, like the synonyms.
+        classification = _key(row["classification"])
+        fields = {_key(row["specialization"]), _key(row["slug"])}
+        fields.update(_key(synonym) for synonym in _FIELD_SYNONYMS.get(code, ()))
+        for field in fields:
+            for profession in (classification, *_PROFESSION):
+                codes[f"{profession} {field}"] = code
+                codes[f"{field} {profession}"] = code
     codes.update(_PROFESSION_ALONE)
     return codes

@@ -73,23 +73,29 @@ def signalled_while_writing(
     return process.returncode, shown.decode(errors="replace")
 
 
-def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
-    own_database: Backend, tmp_path: Path
-) -> None:
-    url, engine = own_database.url, own_database.engine
-    with Session(engine) as session, session.begin():
+def replacement_import(backend: Backend, tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
+    """A payer with a roster, and the `ptdir import` of a 40,000-row replacement for it:
+    (arguments, environment, the file)."""
+    with Session(backend.engine) as session, session.begin():
         session.add(Payer(name="Lakeshore Health"))
     previous = roster_csv([row(1, "loop", "Gold HMO", plan_type="commercial")])
-    assert import_bytes(engine, tmp_path, previous, payer_id=1).succeeded
-    before = checksum(engine, *ROSTER)
-
+    assert import_bytes(backend.engine, tmp_path, previous, payer_id=1).succeeded
     upload = tmp_path / "replacement.csv"
     upload.write_bytes(big_roster(40_000))
     environment = os.environ | {
-        "PTDIR_DATABASE_URL": url,
+        "PTDIR_DATABASE_URL": backend.url,
         "PTDIR_IMPORT_DIR": str(tmp_path / "imports"),
     }
     command = ["-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"]
+    return command, environment, upload
+
+
+def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    engine = own_database.engine
+    command, environment, upload = replacement_import(own_database, tmp_path)
+    before = checksum(engine, *ROSTER)
     assert killed_while_writing(command, environment) == -signal.SIGKILL
 
     assert checksum(engine, *ROSTER) == before
@@ -119,19 +125,9 @@ def test_sigkill_in_the_middle_leaves_the_previous_roster_and_fails_the_job(
 def test_ctrl_c_in_the_middle_leaves_the_previous_roster_and_says_so(
     own_database: Backend, tmp_path: Path
 ) -> None:
-    url, engine = own_database.url, own_database.engine
-    with Session(engine) as session, session.begin():
-        session.add(Payer(name="Lakeshore Health"))
-    previous = roster_csv([row(1, "loop", "Gold HMO", plan_type="commercial")])
-    assert import_bytes(engine, tmp_path, previous, payer_id=1).succeeded
+    engine = own_database.engine
+    command, environment, _ = replacement_import(own_database, tmp_path)
     before = checksum(engine, *ROSTER)
-    upload = tmp_path / "replacement.csv"
-    upload.write_bytes(big_roster(40_000))
-    environment = os.environ | {
-        "PTDIR_DATABASE_URL": url,
-        "PTDIR_IMPORT_DIR": str(tmp_path / "imports"),
-    }
-    command = ["-m", "app.cli", "import", str(upload), "--format", "csv", "--payer", "1"]
     code, said = signalled_while_writing(command, environment, signal.SIGINT)
     assert code == 130, said
     assert "Traceback" not in said
