@@ -132,9 +132,7 @@ def main() -> None:
     url = database_url("postgres", args.practices, args.admin_url)
     count = ensure_dataset(url, args.practices)
     rates = [float(r) for r in args.rates.split(",")]
-    server, base = start_server(
-        url, workers=args.workers, env={"PTDIR_IMPORT_WORKERS": "0", "PTDIR_ACCESS_LOG": "false"}
-    )
+    server, base = start_server(url, workers=args.workers, env={"PTDIR_IMPORT_WORKERS": "0"})
     try:
         plan_ids = httpx.get(f"{base}/v1/plans").json()
         plan_id = next((p["id"] for p in plan_ids if p["name"] == "Medicare Part B"), 1)
