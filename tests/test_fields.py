@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from app.fields import is_valid_npi, normalise_npi, normalise_zip, npi_check_digit
-from app.locations.address import address_key
+from app.locations.address import ADDRESS_KEY_LENGTH, address_key
 
 
 # The CMS example NPI and four real ones from the public NPPES file.
@@ -58,6 +58,19 @@ def test_accents_do_not_matter_but_numbers_do() -> None:
         line1="14 Calle Mendez", line2=None, city="Mayaguez", state="PR", zip_code="00680"
     )
     assert accented == plain != other
+
+
+def test_a_key_longer_than_its_column_stays_one_per_address() -> None:
+    def key(line2: str) -> str:
+        return address_key(
+            line1="9" * 200, line2=line2, city="Chicago", state="IL", zip_code="60614"
+        )
+
+    longest = key("#1" * 100)  # normalised: "# 1 # 1 …", 400 characters of its own
+    assert len(longest) == ADDRESS_KEY_LENGTH
+    assert key("#1" * 100) == longest
+    assert key("Suite 1" + "#1" * 99) == longest  # the same address spelled otherwise
+    assert key("#1" * 99 + "#2") != longest  # differs only past the column's end
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
 """Address normalisation: the key that makes two spellings of one address one location."""
 
+import hashlib
 import re
 import unicodedata
+
+# The size of the key column (locations.address_key).
+ADDRESS_KEY_LENGTH = 400
 
 # USPS Publication 28 abbreviations for the words that vary most in practice.
 _ABBREVIATIONS = {
@@ -36,4 +40,11 @@ def address_key(*, line1: str, line2: str | None, city: str, state: str, zip_cod
     street = " ".join(part for part in (_normalise_part(line1), _normalise_part(line2)) if part)
     if "#" in street:
         street = _REPEATED_UNIT.sub("# ", street)
-    return "|".join((street, _normalise_part(city), state.upper(), zip_code[:5]))
+    key = "|".join((street, _normalise_part(city), state.upper(), zip_code[:5]))
+    if len(key) <= ADDRESS_KEY_LENGTH:
+        return key
+    # Two lines of 200 characters and a city of 100 fit their columns but not this
+    # one, and normalising can lengthen them ("#1#2" is "# 1 # 2"). The start and a
+    # digest of the whole stay one key per address.
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"{key[: ADDRESS_KEY_LENGTH - len(digest) - 1]}~{digest}"

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, Float, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, string_enum, utcnow
+from app.locations.address import ADDRESS_KEY_LENGTH
 
 
 class FacilityType(StrEnum):
@@ -49,7 +50,7 @@ class Location(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised address (see locations.address): the identity of a site.
-    address_key: Mapped[str] = mapped_column(String(400), unique=True)
+    address_key: Mapped[str] = mapped_column(String(ADDRESS_KEY_LENGTH), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     address_line1: Mapped[str] = mapped_column(String(200))
     address_line2: Mapped[str | None] = mapped_column(String(200))

@@ -10,12 +10,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base, UTCDateTime, string_enum, utcnow
 from app.locations.models import Location
 from app.reference.models import Certification, Condition, Language, Service, Specialty
+from app.therapists.names import NAME_KEY_LENGTH
 
 if TYPE_CHECKING:
     from app.networks.models import Participation
 
 
-NAME_KEY = String(100).with_variant(String(100, collation="C"), "postgresql")
+NAME_KEY = String(NAME_KEY_LENGTH).with_variant(
+    String(NAME_KEY_LENGTH, collation="C"), "postgresql"
+)
 
 
 class Gender(StrEnum):

@@ -447,6 +447,30 @@ def test_a_phone_extension_is_left_out_and_the_number_kept(
     assert therapist["practices"][0]["location"]["phone"] == "3125550147"
 
 
+def test_the_longest_names_and_addresses_a_file_may_give_are_stored(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    """Every field at its limit: the keys derived from them fit their columns too
+    (a ligature decomposes into two letters; two 200-character lines and a city)."""
+    longest = {
+        "first_name": "ﬀ" * 100,
+        "last_name": "Ø" * 100,
+        "location_name": "N" * 200,
+        "address_line1": "1" + " Lincoln Avenue" * 13 + "x" * 4,
+        "address_line2": "#1" * 100,
+        "city": "C" * 100,
+    }
+    content = roster_csv([row(1, "lakeview", **longest), row(2, "lakeview", **longest)])
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert outcome.succeeded, (outcome.message, outcome.issues)
+    assert outcome.counts.locations_created == 1  # both rows name the one site
+    again = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert (again.counts.locations_unchanged, again.counts.therapists_unchanged) == (1, 2)
+    therapist = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+    assert therapist["first_name"] == "ﬀ" * 100
+    assert therapist["practices"][0]["location"]["address_line2"] == "#1" * 100
+
+
 def test_a_file_that_cannot_be_read_writes_nothing(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
