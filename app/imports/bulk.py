@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from app.db import UTCDateTime
 
@@ -151,12 +152,17 @@ def _insert(
     columns = ", ".join(names)
     if connection.dialect.name == "postgresql":
         driver: Any = connection.connection.driver_connection
-        with driver.cursor() as cursor:
-            types = _column_types(connection, cursor, table.name)
-            with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([types[name] for name in names])
-                for value in values:
-                    copy.write_row(value)
+        statement = f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)"
+        try:
+            with driver.cursor() as cursor:
+                types = _column_types(connection, cursor, table.name)
+                with cursor.copy(statement) as copy:
+                    copy.set_types([types[name] for name in names])
+                    for value in values:
+                        copy.write_row(value)
+        except connection.dialect.loaded_dbapi.IntegrityError as error:
+            # As SQLAlchemy raises it for the statements it runs itself.
+            raise IntegrityError(statement, None, error) from error
         return
     statement = (
         f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names from the table's own metadata)

@@ -3,10 +3,13 @@
 Two questions need a lock that the operating system or the database server
 releases by itself when a process dies (SIGKILL included):
 
-- *Whose turn is it?* Imports for one payer run one after the other, never
-  interleaved. PostgreSQL: a transaction-level advisory lock keyed by payer,
-  so other payers' imports run in parallel. SQLite allows one writer at a time
-  anyway, so imports there take turns through one lock file for the database.
+- *Whose turn is it?* Imports run one after the other, never interleaved,
+  whatever their payer. Payers share therapists, sites and practices: two
+  imports at once would both create the same new NPI or address (the second
+  failing on the unique key once the first committed) or update the same rows
+  in different orders (a deadlock), each holding its locks until its roster
+  commits. PostgreSQL: a transaction-level advisory lock. SQLite allows one
+  writer at a time anyway: one lock file for the database.
 - *Is anyone still running this job?* The running worker holds a lock named
   after the job: a session-level advisory lock on PostgreSQL (held on a
   connection of its own), an `flock` on a file in the import directory on
@@ -23,22 +26,19 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 # Advisory lock namespaces (the first of the two 32-bit keys).
-_PAYER_TURN = 0x50_54_01
+_IMPORT_TURN = 0x50_54_01
 _JOB_RUNNING = 0x50_54_02
 
 
 @contextmanager
-def payer_turn(session: Session, payer_id: int | None, import_dir: Path) -> Iterator[None]:
-    """Waits until no other import for this payer is running, then holds the turn.
+def import_turn(session: Session, import_dir: Path) -> Iterator[None]:
+    """Waits until no other import is running, then holds the turn.
 
     On PostgreSQL the lock lasts until the session's transaction ends, so call it
-    inside the import's transaction. The payer-less (national) roster is key 0.
+    inside the import's transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :key)"),
-            {"space": _PAYER_TURN, "key": payer_id or 0},
-        )
+        session.execute(text("SELECT pg_advisory_xact_lock(:space, 0)"), {"space": _IMPORT_TURN})
         yield
         return
     with _flock(import_dir / "sqlite-import.lock", wait=True):

@@ -8,6 +8,7 @@ the previous roster exactly as it was, because nothing was committed.
 """
 
 import gc
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.imports import locking, reading
@@ -26,6 +28,8 @@ from app.imports.records import ImportFileError, PlanRecord, Problem, Skipped
 from app.imports.roster import Counts, Mode, RosterImport
 from app.reference.vocabulary import vocabulary
 from app.therapists.models import Source
+
+logger = logging.getLogger(__name__)
 
 # Problems kept for the report; beyond this only the counts grow.
 MAX_STORED_ISSUES = 10_000
@@ -171,7 +175,7 @@ def _run(
     engine: Engine, request: ImportRequest, import_dir: Path, progress: Progress | None
 ) -> Outcome:
     source = Source.NPPES if request.format is Format.NPPES else Source.IMPORT
-    with Session(engine) as session, locking.payer_turn(session, request.payer_id, import_dir):
+    with Session(engine) as session, locking.import_turn(session, import_dir):
         roster = RosterImport(
             session,
             payer_id=request.payer_id,
@@ -187,6 +191,13 @@ def _run(
             roster.abandon()
             session.rollback()
             return _outcome(False, _failure(error), roster.counts, report, committed=False)
+        except IntegrityError as error:
+            # Imports take turns, but an API write may add the therapist or site a
+            # batch has just looked for, or remove one it refers to.
+            roster.abandon()
+            session.rollback()
+            logger.warning("an import met another writer's change: %s", error.orig)
+            return _outcome(False, _conflict(error), roster.counts, report, committed=False)
         except BaseException:
             roster.abandon()
             session.rollback()
@@ -250,6 +261,16 @@ def _page_cache(session: Session) -> Iterator[None]:
         yield
     finally:
         driver.execute(f"PRAGMA cache_size = {int(size)}")
+
+
+def _conflict(error: IntegrityError) -> str:
+    diagnosis = getattr(error.orig, "diag", None)  # PostgreSQL names the constraint
+    constraint = getattr(diagnosis, "constraint_name", None) or str(error.orig)
+    return (
+        "the import stopped: another writer changed the directory while it ran (a record "
+        f"it was writing was added or removed meanwhile: {constraint}); nothing was written "
+        "and the previous roster is unchanged; send the file again"
+    )
 
 
 def _failure(error: ImportFileError | reading.ReadingFailed) -> str:

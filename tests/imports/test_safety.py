@@ -10,13 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.orm import Session
 
-from app.imports import jobs, locking
+from app.imports import jobs, locking, roster
 from app.imports.models import ImportJob, JobStatus
+from app.imports.service import Progress
 from app.networks.models import Payer
 from tests.conftest import Backend
+from tests.factories import therapist_body
 from tests.imports.helpers import checksum, import_bytes, roster_csv, roster_state, row
 
 ROSTER = ("therapists", "locations", "practices", "participations", "plans", "search_practices")
@@ -191,33 +194,129 @@ def test_the_reading_process_ends_when_the_import_process_is_killed(
     assert checksum(engine, *ROSTER) == before
 
 
-def test_imports_for_one_payer_take_turns(backend: Backend, tmp_path: Path) -> None:
-    """The second waits for the first's turn to end; another payer does not wait (PostgreSQL)."""
+def test_imports_take_turns_whatever_their_payer(backend: Backend, tmp_path: Path) -> None:
+    """The second and third wait for the first's turn to end, the other payer's too."""
     entered: list[str] = []
     release = threading.Event()
 
-    def hold(name: str, payer_id: int) -> None:
-        with Session(backend.engine) as session, locking.payer_turn(session, payer_id, tmp_path):
+    def hold(name: str) -> None:
+        with Session(backend.engine) as session, locking.import_turn(session, tmp_path):
             entered.append(name)
             release.wait(10)
             session.rollback()
 
-    first = threading.Thread(target=hold, args=("first", 7))
+    first = threading.Thread(target=hold, args=("first",))
     first.start()
     while "first" not in entered:
         time.sleep(0.01)
-    second = threading.Thread(target=hold, args=("second", 7))
-    second.start()
-    other = threading.Thread(target=hold, args=("other payer", 8))
-    other.start()
+    others = [threading.Thread(target=hold, args=(name,)) for name in ("same", "other payer")]
+    for thread in others:
+        thread.start()
     time.sleep(0.5)
-    if backend.name == "postgres":
-        assert entered == ["first", "other payer"]
-    assert "second" not in entered
+    assert entered == ["first"]
     release.set()
-    for thread in (first, second, other):
+    for thread in (first, *others):
         thread.join(10)
-    assert sorted(entered) == ["first", "other payer", "second"]
+    assert sorted(entered) == ["first", "other payer", "same"]
+
+
+def test_two_payers_importing_the_same_new_therapists_at_once_both_succeed(
+    backend: Backend, db: Session, tmp_path: Path
+) -> None:
+    """Payers share therapists and sites: the second import must neither fail on the
+    rows the first has written but not committed nor wait for them inside its own
+    transaction (two such imports failed on the unique NPI, or deadlocked)."""
+    db.add_all([Payer(name="Lakeshore Health"), Payer(name="Prairie Mutual")])
+    db.commit()
+    count = roster.BATCH_SIZE + 200  # the first batch is written while the file is read
+    files = {
+        1: roster_csv(
+            [row(n, "loop", "Silver PPO", plan_type="commercial") for n in range(1, count)]
+        ),
+        2: roster_csv(
+            [row(n, "loop", "Gold HMO", plan_type="commercial") for n in range(1, count)]
+        ),
+    }
+    (tmp_path / "1").mkdir()
+    (tmp_path / "2").mkdir()
+    paused, resume = threading.Event(), threading.Event()
+
+    def pause_after_the_first_batch(records: int, _bytes: int) -> None:
+        if records > roster.BATCH_SIZE and not paused.is_set():
+            paused.set()
+            resume.wait(30)
+
+    results = {}
+
+    def run(payer_id: int, progress: Progress | None = None) -> None:
+        results[payer_id] = import_bytes(
+            backend.engine, tmp_path / str(payer_id), files[payer_id], payer_id=payer_id,
+            progress=progress,
+        )  # fmt: skip
+
+    first = threading.Thread(target=run, args=(1, pause_after_the_first_batch))
+    first.start()
+    assert paused.wait(30), "the first import never got past its first batch"
+    second = threading.Thread(target=run, args=(2,))
+    second.start()
+    wait_until_waiting_for_a_lock(backend)
+    resume.set()
+    for thread in (first, second):
+        thread.join(60)
+    assert all(outcome.succeeded for outcome in results.values()), results
+    for payer_id, plan in ((1, "Silver PPO"), (2, "Gold HMO")):
+        listed = roster_state(backend.engine, payer_id)
+        assert len(listed) == count - 1
+        assert {entry[2] for entry in listed} == {plan}
+
+
+def test_a_therapist_added_through_the_api_meanwhile_fails_the_import_saying_so(
+    backend: Backend,
+    client: TestClient,
+    admin: dict[str, str],
+    db: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between a batch's look-up and its insert another writer adds one of its NPIs."""
+    if backend.name != "postgres":
+        pytest.skip("SQLite's one write lock keeps every other writer out of an import")
+    db.add(Payer(name="Lakeshore Health"))
+    db.commit()
+    insert_new = roster.insert_new
+
+    def another_writer_first(connection: Connection, table: Table, rows: list[dict]) -> list[int]:
+        if table.name == "therapists":
+            body = therapist_body() | {"npi": rows[0]["npi"]}
+            assert client.post("/v1/therapists", json=body, headers=admin).status_code == 201
+        return insert_new(connection, table, rows)
+
+    monkeypatch.setattr(roster, "insert_new", another_writer_first)
+    content = roster_csv([row(n, "loop", "Silver PPO", plan_type="commercial") for n in (1, 2)])
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=1)
+    assert not outcome.succeeded
+    assert outcome.message == (
+        "the import stopped: another writer changed the directory while it ran (a record it "
+        "was writing was added or removed meanwhile: uq_therapists_npi); nothing was written "
+        "and the previous roster is unchanged; send the file again"
+    )
+    assert roster_state(backend.engine, 1) == []
+
+
+def wait_until_waiting_for_a_lock(backend: Backend) -> None:
+    """Returns once a PostgreSQL session waits for a lock (SQLite: after a moment)."""
+    if backend.name != "postgres":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 30
+    with backend.engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            connection.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the second import never waited for the first")
 
 
 def test_two_replacements_at_once_leave_one_of_them_whole(
