@@ -18,7 +18,7 @@ from app.fields import (
     normalise_state,
     normalise_zip,
 )
-from app.geocoding import UNPLACEABLE, place_address
+from app.geocoding import UNPLACEABLE, city_centroid, place_address, zip_centroid
 from app.imports.languages import language_codes
 from app.imports.records import (
     INTERNAL_NAMES,
@@ -33,6 +33,7 @@ from app.locations.address import address_key
 from app.locations.models import FacilityType, GeocodePrecision
 from app.networks.schemas import is_hios_shaped
 from app.reference.vocabulary import Vocabulary
+from app.search.geo import haversine_km_py
 from app.therapists.models import Gender
 
 _PT_CODE = re.compile(r"^(2251[0-9A-Z]{5}X|225200000X)$")
@@ -363,7 +364,7 @@ def _position(
         if not -180 <= longitude <= 180:
             check.fail(f"{name}.longitude", "must be between -180 and 180")
             return None
-        return latitude, longitude, GeocodePrecision.PROVIDED
+        return _near_the_address(check, name, latitude, longitude, zip_code, city, state)
     if zip_code is None or city is None or state is None:
         return None  # each missing one was reported
     place = place_address(zip_code, city, state)
@@ -374,6 +375,63 @@ def _position(
         check.warnings.append(
             Problem(f"{name}.zip", f"unknown ZIP code {zip_code}; placed at the centre of the city")
         )
+    return place.latitude, place.longitude, place.precision
+
+
+# Coordinates farther than this from both the ZIP's and the city's centre are
+# another place's: the largest ZIP areas reach about 100 km from their centres.
+# Swapped columns and a neighbouring record's values are the usual causes; such a
+# practice would be missing from searches around its own address.
+_FARTHEST_KM = 200.0
+
+
+def _near_the_address(
+    check: _Checker,
+    name: str,
+    latitude: float,
+    longitude: float,
+    zip_code: str | None,
+    city: str | None,
+    state: str | None,
+) -> tuple[float, float, GeocodePrecision]:
+    """The coordinates given, unless they lie far from the address they belong to."""
+    provided = latitude, longitude, GeocodePrecision.PROVIDED
+    centres = [
+        (place.latitude, place.longitude)
+        for place in (
+            zip_centroid(zip_code) if zip_code else None,
+            city_centroid(city, state) if city and state else None,
+        )
+        if place is not None
+    ]
+
+    def near(lat: float, lon: float) -> bool:
+        return any(haversine_km_py(lat, lon, *centre) <= _FARTHEST_KM for centre in centres)
+
+    if not centres or near(latitude, longitude):
+        return provided
+    if -90 <= longitude <= 90 and near(longitude, latitude):
+        check.warnings.append(
+            Problem(
+                f"{name}.latitude",
+                f"latitude {latitude} and longitude {longitude} are swapped: "
+                "taken the other way round, which is at the address",
+            )
+        )
+        return longitude, latitude, GeocodePrecision.PROVIDED
+    place = place_address(zip_code, city, state) if zip_code and city and state else None
+    if place is None:
+        return provided
+    away = haversine_km_py(latitude, longitude, place.latitude, place.longitude)
+    by_zip = place.precision is GeocodePrecision.ZIP_CENTROID
+    check.warnings.append(
+        Problem(
+            f"{name}.latitude",
+            f"({latitude}, {longitude}) is {away:,.0f} km from "
+            f"{f'ZIP {zip_code}' if by_zip else f'{city}, {state}'}; "
+            f"placed at the centre of the {'ZIP' if by_zip else 'city'} instead",
+        )
+    )
     return place.latitude, place.longitude, place.precision
 
 

@@ -471,6 +471,51 @@ def test_the_longest_names_and_addresses_a_file_may_give_are_stored(
     assert therapist["practices"][0]["location"]["address_line2"] == "#1" * 100
 
 
+def test_coordinates_far_from_their_address_are_not_taken(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    """Swapped columns are put back; another place's coordinates give way to the ZIP's."""
+    content = roster_csv(
+        [
+            row(1, "lakeview", latitude="-87.6468", longitude="41.9245"),  # swapped
+            row(2, "loop", latitude="34.0522", longitude="-118.2437"),  # Los Angeles
+            row(3, "evanston", latitude="42.0500", longitude="-87.6800"),  # in Evanston
+        ]
+    )
+    outcome = import_bytes(backend.engine, tmp_path, content, payer_id=None)
+    assert outcome.succeeded, outcome.issues
+    assert [(i.level, i.field, i.message) for i in outcome.issues] == [
+        (
+            "warning",
+            "latitude",
+            "line 2: latitude -87.6468 and longitude 41.9245 are swapped: "
+            "taken the other way round, which is at the address",
+        ),
+        (
+            "warning",
+            "latitude",
+            "line 3: (34.0522, -118.2437) is 2,804 km from ZIP 60603; "
+            "placed at the centre of the ZIP instead",
+        ),
+    ]
+
+    def placed(seed: int) -> tuple[float, float, str]:
+        found = client.get("/v1/therapists", params={"npi": make_npi(seed)}).json()["items"][0]
+        site = found["practices"][0]["location"]
+        return site["latitude"], site["longitude"], site["geocode_precision"]
+
+    assert placed(1) == (41.9245, -87.6468, "provided")
+    zip_centre = placed(2)
+    assert zip_centre[2] == "zip_centroid"
+    assert abs(zip_centre[0] - 41.88) < 0.05 and abs(zip_centre[1] + 87.63) < 0.05
+    assert placed(3) == (42.05, -87.68, "provided")
+    near_the_loop = client.get("/v1/search/therapists", params={"zip": "60603", "radius": 5})
+    assert {item["npi"] for item in near_the_loop.json()["items"]} == {
+        make_npi(1),
+        make_npi(2),
+    }
+
+
 def test_a_file_that_cannot_be_read_writes_nothing(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
