@@ -43,6 +43,11 @@ class PlanRecord:
     problems: list[Problem] = field(default_factory=list)
 
 
+def variant_read_as(variant: str, plan: str) -> str:
+    """The warning for a cost-sharing variant id read as its plan's."""
+    return f"{variant} is a cost-sharing variant of plan {plan}; read as {plan}"
+
+
 @dataclass(slots=True)
 class PlanRef:
     """A site's place in one plan's network."""

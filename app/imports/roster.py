@@ -45,12 +45,12 @@ from sqlalchemy.orm import Session
 from app.db import Base, one_of, utcnow
 from app.fields import has_control_characters, is_valid_npi
 from app.imports.bulk import chunks, insert_many, insert_new
-from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem
+from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem, variant_read_as
 from app.imports.validate import Provider, Site, spaced, unique
 from app.locations import service as location_service
 from app.locations.models import Location
 from app.networks.models import Participation, Plan, PlanType
-from app.networks.schemas import is_hios_shaped
+from app.networks.schemas import is_hios_shaped, standard_component
 from app.search import geo, projection
 from app.search.models import SearchPractice
 from app.therapists.models import (
@@ -165,7 +165,10 @@ class PlanCatalogue:
         return sorted(set(self.by_key.values()))
 
     def lookup(self, key: str) -> int | None:
-        return self.by_key.get(key.upper()) or self.by_key.get(key.casefold())
+        found = self.by_key.get(key.upper()) or self.by_key.get(key.casefold())
+        if found is None and (standard := standard_component(key.upper())) is not None:
+            return self.by_key.get(standard)  # a cost-sharing variant is in its plan's network
+        return found
 
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
@@ -175,6 +178,10 @@ class PlanCatalogue:
         key = spaced(record.key or "")
         name = spaced(record.name or record.hios_plan_id or record.key or "")
         hios = record.hios_plan_id.strip().upper() if record.hios_plan_id else None
+        if hios and (standard := standard_component(hios)) is not None:
+            self.warnings.append(Problem("plan_id", variant_read_as(hios, standard)))
+            name = standard if name.upper() == hios else name
+            hios = standard
         problems = []
         if not key:
             problems.append(Problem("key", "is required"))

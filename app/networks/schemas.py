@@ -24,6 +24,17 @@ def is_hios_shaped(value: str) -> bool:
     return bool(_HIOS.match(value))
 
 
+# A plan's cost-sharing reduction variant: its 14-character id, a dash (often
+# left out) and two digits. The variants of a plan share its network.
+_CSR_VARIANT = re.compile(r"^(\d{5}[A-Z]{2}\d{7})-?(\d{2})$")
+
+
+def standard_component(value: str) -> str | None:
+    """The plan a cost-sharing variant id ("12345IL0010001-01") belongs to, else None."""
+    match = _CSR_VARIANT.match(value)
+    return match[1] if match else None
+
+
 def _hios(value: str) -> str:
     value = value.strip().upper()
     if not _HIOS.match(value):

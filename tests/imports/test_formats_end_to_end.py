@@ -245,6 +245,43 @@ def test_a_qhp_plan_is_named_once_and_its_line_break_is_a_space(
     assert db.scalars(select(Plan.name)).all() == ["Blue Gold PPO"]
 
 
+def test_a_plan_id_in_lower_case_or_of_a_cost_sharing_variant_is_its_plan_in_every_file(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """plans.json, the template and providers.json read the ids alike."""
+    payer_id = add_payer(db)
+    plans = json.dumps(
+        [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001-02",
+          "marketing_name": "Gold 80"}]
+    ).encode()  # fmt: skip
+    declared = import_bytes(
+        backend.engine, tmp_path, plans, payer_id=payer_id, format=Format.QHP_PLANS
+    )
+    assert declared.succeeded, declared.issues
+    assert [(issue.line, issue.field, issue.message) for issue in declared.issues] == [
+        (
+            1,
+            "plan_id",
+            "12345IL0010001-02 is a cost-sharing variant of plan 12345IL0010001; "
+            "read as 12345IL0010001",
+        )
+    ]
+    template = roster_csv(
+        [
+            row(1, "loop", "12345il0010001"),  # the plan declared above, in lower case
+            row(2, "loop", "12345IL0010001-03"),  # another of its variants
+            row(3, "loop", "54321il0010001", plan_type="marketplace"),  # declared here
+        ]
+    )
+    imported = import_bytes(backend.engine, tmp_path, template, payer_id=payer_id, mode=Mode.MERGE)
+    assert imported.succeeded, imported.issues
+    assert db.execute(select(Plan.name, Plan.hios_plan_id).order_by(Plan.id)).all() == [
+        ("Gold 80", "12345IL0010001"),
+        ("54321IL0010001", "54321IL0010001"),
+    ]
+    assert imported.counts.participations_created == 3
+
+
 def test_a_list_the_parser_filters_is_named_without_an_index(
     db: Session, backend: Backend, tmp_path: Path
 ) -> None:

@@ -595,11 +595,22 @@ def test_plan_is_declared_once_and_before_the_first_record_using_it() -> None:
     assert all(not record.problems for record in records if isinstance(record, ProviderRecord))
 
 
-@pytest.mark.parametrize("key", ["12345il0010001", "12345IL0010001-01", "1234IL00100011"])
+@pytest.mark.parametrize("key", ["1234IL00100011", "12345IL001000A", "Silver 12345IL0010001"])
 def test_plan_key_without_the_hios_shape_has_no_hios_id(key: str) -> None:
     (plan, _) = parse_bytes(roster_bytes(row(plan=key, plan_type="marketplace")))
     assert isinstance(plan, PlanRecord)
     assert (plan.key, plan.name, plan.hios_plan_id) == (key, key, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "hios"),
+    [("12345il0010001", "12345IL0010001"), ("12345IL0010001-01", "12345IL0010001-01")],
+)
+def test_a_hios_id_in_lower_case_or_of_a_variant_is_one(key: str, hios: str) -> None:
+    """Upper-cased as HIOS writes it; a variant is read as its plan when declared."""
+    (plan, _) = parse_bytes(roster_bytes(row(plan=key, plan_type="marketplace")))
+    assert isinstance(plan, PlanRecord)
+    assert (plan.key, plan.name, plan.hios_plan_id) == (key, hios, hios)
 
 
 def test_plan_without_type_is_referenced_but_not_declared() -> None:

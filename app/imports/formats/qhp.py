@@ -27,8 +27,10 @@ from app.imports.records import (
     Record,
     SiteRecord,
     Skipped,
+    variant_read_as,
 )
 from app.imports.specialties import nucc_code_for
+from app.networks.schemas import standard_component
 
 PROVIDERS_EXPECTED = "a JSON array of provider objects (CMS QHP providers.json)"
 PLANS_EXPECTED = "a JSON array of plan objects (CMS QHP plans.json)"
@@ -323,20 +325,15 @@ def _plan_id(plan: dict[str, Any], prefix: str, problems: list[Problem]) -> str 
 
 
 _HIOS_LENGTH = 14
-# A plan's cost-sharing reduction variant: its 14-character id, a dash (often
-# left out) and two digits. The CMS schema asks for the 14-character id.
-_CSR_VARIANT = re.compile(r"^(\d{5}[A-Z]{2}\d{7})-?(\d{2})$")
 
 
 def _standard_component(key: str, prefix: str, warnings: list[Problem]) -> str:
-    """The plan a cost-sharing variant id ("12345IL0010001-01") belongs to: the variants
-    of a plan share its network."""
-    match = _CSR_VARIANT.match(key)
-    if match is None:
+    """The plan of a cost-sharing variant id (the CMS schema asks for the plan's own)."""
+    plan = standard_component(key)
+    if plan is None:
         return key
-    message = f"{key} is a cost-sharing variant of plan {match[1]}; read as {match[1]}"
-    warnings.append(Problem(f"{prefix}plan_id", message))
-    return match[1]
+    warnings.append(Problem(f"{prefix}plan_id", variant_read_as(key, plan)))
+    return plan
 
 
 def _years(

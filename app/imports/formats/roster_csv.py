@@ -25,7 +25,7 @@ from app.imports.records import (
     Record,
     SiteRecord,
 )
-from app.networks.schemas import is_hios_shaped
+from app.networks.schemas import is_hios_shaped, standard_component
 
 COLUMNS: tuple[str, ...] = (
     "npi",
@@ -544,13 +544,14 @@ def _declare_plan(
     known = declared.get(row.plan)
     if known is None:
         declared[row.plan] = (row.plan_type, row.line)
+        hios_plan_id = _hios_plan_id(row.plan)
         return PlanRecord(
             index=index,
             line=row.line,
             key=row.plan,
-            name=row.plan,
+            name=hios_plan_id or row.plan,
             plan_type=row.plan_type,
-            hios_plan_id=row.plan if is_hios_shaped(row.plan) else None,
+            hios_plan_id=hios_plan_id,
         )
     if known[0] != row.plan_type:
         row.problems.append(
@@ -561,6 +562,13 @@ def _declare_plan(
             )
         )
     return None
+
+
+def _hios_plan_id(plan: str) -> str | None:
+    """The plan column's HIOS id, in either case, a cost-sharing variant's too (the
+    import reads that as its plan's, with a warning); None for a plan's name."""
+    plan = plan.upper()
+    return plan if is_hios_shaped(plan) or standard_component(plan) else None
 
 
 def _split(cell: str | None, separator: re.Pattern[str] = _LIST_SEPARATOR) -> list[str]:
