@@ -33,6 +33,8 @@ _OTHER_NAMES = {
 }
 # "Spanish; Español", "Mandarin/Cantonese": one entry naming a language twice or two.
 _SEPARATORS = re.compile(r"\s*[;/,|]\s*")
+# "Chinese (Mandarin)", "Spanish (Español)": a language and its variety or own name.
+_BRACKETED = re.compile(r"^(.*?)\s*\((.*)\)\s*$")
 
 
 @lru_cache(maxsize=4096)  # a file spells the same few languages on every provider
@@ -41,6 +43,9 @@ def language_codes(name: str) -> tuple[str, ...]:
     whole = _codes().get(name_key(name))
     if whole is not None:
         return (whole,)
+    bracketed = _BRACKETED.match(name)
+    if bracketed is not None:
+        return language_codes(bracketed[1]) or language_codes(bracketed[2])
     parts = [_codes().get(name_key(part)) for part in _SEPARATORS.split(name) if part.strip()]
     if len(parts) < 2 or None in parts:
         return ()

@@ -363,6 +363,8 @@ def test_language_names_map_to_iso_codes_once_each() -> None:
         (["Spanish/English"], ["es", "en"]),
         (["Mandarin Chinese", "Cantonese"], ["zh"]),
         (["Filipino", "Farsi", "Kreyòl"], ["tl", "fa", "ht"]),
+        (["Chinese (Mandarin)", "Spanish (Español)"], ["zh", "es"]),  # variety, own name
+        (["Creole (Haitian)", "French (Canada)"], ["ht", "fr"]),
     ],
 )
 def test_languages_written_as_directories_write_them(written: list[str], codes: list[str]) -> None:
@@ -371,10 +373,11 @@ def test_languages_written_as_directories_write_them(written: list[str], codes: 
 
 
 def test_an_entry_naming_an_unknown_language_is_left_out_whole() -> None:
-    record = one_provider(languages=["English; Klingon"])
+    record = one_provider(languages=["English; Klingon", "Sign Language (ASL)"])
     assert record.languages == []
     assert record.warnings == [
-        Problem("languages[0]", "language 'English; Klingon' is not recognised; left out")
+        Problem("languages[0]", "language 'English; Klingon' is not recognised; left out"),
+        Problem("languages[1]", "language 'Sign Language (ASL)' is not recognised; left out"),
     ]
 
 
