@@ -189,7 +189,13 @@ def check_provider(
         found = len(record.problems)
         if len(check.problems) > found:
             _name_as_the_file(check.problems[found:], record, names)
-            check.problems[found:] = unique(check.problems[found:])
+            # A field the parser already said why it could not read is not missing too.
+            told = {problem.field for problem in record.problems}
+            check.problems[found:] = [
+                problem
+                for problem in unique(check.problems[found:])
+                if not (problem.message == "is required" and problem.field in told)
+            ]
         found = len(record.warnings)
         if len(check.warnings) > found:
             _name_as_the_file(check.warnings[found:], record, names)

@@ -154,6 +154,21 @@ def provider_of(records: list[Record]) -> ProviderRecord:
     return found
 
 
+NO_NETWORK = (
+    "the role names no network (network-reference), so its practice is in none of the payer's plans"
+)
+
+
+def no_network(role_id: str) -> Problem:
+    """The warning on a role at a Location that names no network."""
+    return Problem(f"PractitionerRole/{role_id}.extension:network-reference", NO_NETWORK)
+
+
+def warned(record: ProviderRecord) -> list[Problem]:
+    """The record's warnings, but that a role names no network: most roles here name none."""
+    return [warning for warning in record.warnings if warning.message != NO_NETWORK]
+
+
 def unordered(records: list[Record]) -> list[str]:
     """The records with what follows file order (positions, plan order) taken out."""
     for record in records:
@@ -365,6 +380,7 @@ def test_skip_reasons_and_missing_location() -> None:
                     "Location/nowhere is not a Location in the file",
                 )
             ],
+            warnings=[no_network("pt-lost-role")],
             path="Practitioner/pt-lost",
         ),
     ]
@@ -736,6 +752,164 @@ def test_an_npi_is_read_under_the_other_names_of_its_system(system: str) -> None
     assert provider_of(records).npi == "1234567893"
 
 
+NPI_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NPI"}]}
+LICENCE = {"system": "http://example.org/pt-licence", "value": "PT-0042"}
+
+
+def test_an_identifier_typed_npi_is_the_npi_whatever_its_system() -> None:
+    typed = {"type": NPI_TYPE, "system": "http://terminology.hl7.org/NamingSystem/npi",
+             "value": "1234567893"}  # fmt: skip
+    records = ndjson(as_ndjson(practitioner(identifier=[LICENCE, typed]), role(), location()))
+    found = provider_of(records)
+    assert (found.npi, found.problems) == ("1234567893", [])
+
+
+def test_a_practitioner_without_an_npi_is_told_which_system_was_looked_for() -> None:
+    records = ndjson(as_ndjson(practitioner(identifier=[LICENCE]), role(), location()))
+    assert provider_of(records).problems == [
+        Problem(
+            "Practitioner/pt.identifier",
+            "no identifier with system http://hl7.org/fhir/sid/us-npi (or typed NPI) was found; "
+            "the systems of its identifiers: http://example.org/pt-licence",
+        )
+    ]
+    records = ndjson(as_ndjson(practitioner(identifier=[]), role(), location()))
+    assert [problem.message for problem in provider_of(records).problems] == [
+        "no identifier with system http://hl7.org/fhir/sid/us-npi was found: "
+        "the Practitioner has none"
+    ]
+
+
+def by_identifier(system: str | None, value: str) -> dict[str, Any]:
+    """A logical reference: the identifier of the resource meant, and no `reference`."""
+    identifier = {"value": value} | ({"system": system} if system else {})
+    return {"identifier": identifier, "display": "as the file names it"}
+
+
+def network_by_identifier(value: str) -> dict[str, Any]:
+    return {
+        "url": f"{PLAN_NET}StructureDefinition/network-reference",
+        "valueReference": by_identifier("https://payer.example/networks", value),
+    }
+
+
+def identified_network(id: str, value: str) -> dict[str, Any]:
+    identifier = [{"system": "https://payer.example/networks", "value": value}]
+    return network(id) | {"identifier": identifier}
+
+
+@pytest.mark.parametrize(
+    ("named_as", "written_as"),
+    [
+        ({"system": fhir.NPI_SYSTEM}, {"system": fhir.NPI_SYSTEM}),
+        ({"system": fhir.NPI_SYSTEM}, {"system": "urn:oid:2.16.840.1.113883.4.6"}),
+        ({"type": NPI_TYPE}, {"system": "http://hl7.org/fhir/sid/us-npi/"}),
+        ({"system": fhir.NPI_SYSTEM}, {"system": "https://payer.example/npi", "type": NPI_TYPE}),
+    ],
+)
+def test_a_role_naming_its_practitioner_by_npi_is_that_practitioners(
+    named_as: dict[str, Any], written_as: dict[str, Any]
+) -> None:
+    linked = role(extension=(network_reference("net"),))
+    linked["practitioner"] = {"identifier": named_as | {"value": "1234567893"}}
+    identified = practitioner(identifier=[LICENCE, written_as | {"value": "1234567893"}])
+    records = ndjson(as_ndjson(linked, location(), network("net"), identified))
+    found = provider_of(records)
+    assert (found.npi, found.problems, found.warnings) == ("1234567893", [], [])
+    assert [plan.key for plan in found.sites[0].plans] == ["Organization/net"]
+    assert not [record for record in records if isinstance(record, Skipped)]
+
+
+def test_a_practitioner_without_id_is_named_by_its_identifier() -> None:
+    nameless = practitioner()
+    del nameless["id"]
+    linked = role()
+    linked["practitioner"] = by_identifier(fhir.NPI_SYSTEM, "1234567893")
+    found = provider_of(ndjson(as_ndjson(nameless, linked, location())))
+    assert (found.npi, [site.address_line1 for site in found.sites]) == ("1234567893", ["5 Elm St"])
+
+
+def test_a_role_whose_practitioner_is_not_in_the_file_is_counted_and_named() -> None:
+    by_npi = role("by-npi")
+    by_npi["practitioner"] = by_identifier(fhir.NPI_SYSTEM, "1245319599")
+    unnamed = role("unnamed")
+    del unnamed["practitioner"]  # an organisation's role: no practitioner to look for
+    resources = (practitioner(), role(), location(), by_npi, role("other", "gone"), unnamed)
+    records = ndjson(as_ndjson(*resources))
+    assert [site.path for site in provider_of(records).sites] == ["Location/loc"]
+    reason = fhir.ROLE_WITHOUT_PRACTITIONER
+    assert [record for record in records if isinstance(record, Skipped)] == [
+        Skipped(
+            index=3,
+            line=4,
+            reason=f"{reason} (PractitionerRole/by-npi.practitioner: no Practitioner in the "
+            "file has the identifier http://hl7.org/fhir/sid/us-npi|1245319599)",
+        ),
+        Skipped(
+            index=4,
+            line=5,
+            reason=f"{reason} (PractitionerRole/other.practitioner: Practitioner/gone is not "
+            "in the file)",
+        ),
+    ]
+
+
+def test_a_network_named_by_identifier_is_the_network_with_it() -> None:
+    gold = insurance_plan("gold")
+    gold["network"] = [by_identifier("https://payer.example/networks/", "NET-3")]
+    resources = (
+        role("a", extension=(network_by_identifier("NET-3"),)),
+        role("b", extension=(network_by_identifier("NET-4"),)),
+        practitioner(),
+        location(),
+        gold,
+        identified_network("net-3", "NET-3"),
+        identified_network("net-4", "NET-4"),  # listed by no plan: a plan of its own
+    )
+    records = ndjson(as_ndjson(*resources))
+    assert [key for key, *_ in declared(records)] == ["InsurancePlan/gold", "Organization/net-4"]
+    found = provider_of(records)
+    assert (found.problems, found.warnings) == ([], [])
+    assert [plan.key for plan in found.sites[0].plans] == [
+        "InsurancePlan/gold",
+        "Organization/net-4",
+    ]
+
+
+def test_a_network_identifier_that_no_network_in_the_file_has_is_a_problem() -> None:
+    resources = (
+        practitioner(),
+        role(extension=(network_by_identifier("NET-9"),)),
+        location(),
+        identified_network("net-3", "NET-3"),
+    )
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert record.problems == [
+        Problem(
+            "PractitionerRole/role.extension[0]",
+            "no network in the file has the identifier https://payer.example/networks|NET-9 "
+            "(no Organization has it, and no InsurancePlan lists it)",
+        )
+    ]
+
+
+def test_a_location_named_by_identifier_is_the_location_with_it() -> None:
+    linked = role(locations=())
+    linked["location"] = [
+        by_identifier("https://payer.example/loc", "LOC-6"),
+        by_identifier("https://payer.example/loc", "LOC-7"),
+    ]
+    identified = location(identifier=[{"system": "https://payer.example/loc", "value": "LOC-6"}])
+    found = provider_of(ndjson(as_ndjson(practitioner(), linked, identified)))
+    assert [site.path for site in found.sites] == ["Location/loc"]
+    assert found.problems == [
+        Problem(
+            "PractitionerRole/role.location[1]",
+            "no Location in the file has the identifier https://payer.example/loc|LOC-7",
+        )
+    ]
+
+
 def test_a_transaction_bundle_of_resources_known_only_by_urn_full_urls() -> None:
     def urn(name: str) -> str:
         return f"urn:uuid:{name:0>8}-0000-4000-8000-000000000000"
@@ -801,7 +975,7 @@ def test_a_location_no_longer_in_use_adds_no_practice(status: str) -> None:
     )  # fmt: skip
     found = provider_of(records)
     assert [site.address_line1 for site in found.sites] == ["5 Elm St"]
-    assert [(w.field, w.message) for w in found.warnings] == [
+    assert [(w.field, w.message) for w in warned(found)] == [
         ("PractitionerRole/role.location[1]", f"Location/closed is {status}; no practice there")
     ]
 
@@ -824,7 +998,7 @@ def test_a_location_outside_the_us_adds_no_practice() -> None:
     # Not a site, so its Ontario state and Canadian postal code refuse nothing.
     assert ([site.address_line1 for site in found.sites], found.problems) == (["5 Elm St"], [])
     message = "Location/toronto is outside the US (CA); no practice there"
-    assert [(w.field, w.message) for w in found.warnings] == [
+    assert [(w.field, w.message) for w in warned(found)] == [
         ("PractitionerRole/role.location[1]", message)
     ]
 
@@ -841,7 +1015,7 @@ def test_the_us_and_its_territories_by_their_usual_names_are_practices() -> None
     ]  # fmt: skip
     found = provider_of(ndjson(as_ndjson(practitioner(), role(locations=ids), *locations)))
     assert [site.path for site in found.sites] == [f"Location/{id}" for id in ids[:-1]]
-    assert [w.message for w in found.warnings] == [
+    assert [w.message for w in warned(found)] == [
         "Location/loc12 is outside the US (Mexico); no practice there"
     ]
 
@@ -965,7 +1139,7 @@ def test_specialties_of_all_roles_pt_codes_only_primary_first() -> None:
     )
     record = provider_of(ndjson(as_ndjson(*resources)))
     assert record.specialties == ["2251X0800X", "2251N0400X", "2251S0007X"]
-    assert record.warnings == [
+    assert warned(record) == [
         Problem(
             "PractitionerRole/a.specialty[0]",
             "207R00000X is not a physical-therapy specialty; kept out",
@@ -989,7 +1163,7 @@ def test_inactive_roles_are_left_out() -> None:
     )
     record = provider_of(ndjson(as_ndjson(*resources)))
     assert len(record.sites) == 1
-    assert record.warnings == [
+    assert warned(record) == [
         Problem("PractitionerRole/old.active", "the role is inactive; left out")
     ]
     only_inactive = ndjson(as_ndjson(practitioner(), role(active=False), location()))
@@ -1009,7 +1183,7 @@ def test_roles_that_have_ended_are_left_out() -> None:
     )
     record = provider_of(ndjson(as_ndjson(*resources)))
     assert [site.address_line1 for site in record.sites] == ["5 Elm St"]
-    assert record.warnings == [
+    assert warned(record) == [
         Problem("PractitionerRole/old.period.end", "the role ended on 2024-01-14; left out")
     ]
     only_ended = ndjson(as_ndjson(practitioner(), role(period={"end": "2023-06"}), location()))
@@ -1033,6 +1207,21 @@ def test_a_role_without_location_adds_no_site() -> None:
     ]
 
 
+def test_a_role_at_a_location_that_names_no_network_is_warned() -> None:
+    record = provider_of(ndjson(as_ndjson(practitioner(), role(), location())))
+    assert [site.plans for site in record.sites] == [[]]
+    assert record.warnings == [
+        Problem(
+            "PractitionerRole/role.extension:network-reference",
+            "the role names no network (network-reference), so its practice is in none of the "
+            "payer's plans",
+        )
+    ]
+    in_one = role(extension=(network_reference("net"),))
+    record = provider_of(ndjson(as_ndjson(practitioner(), in_one, location(), network("net"))))
+    assert record.warnings == []
+
+
 def test_an_expired_qualification_is_no_credential() -> None:
     def degree(code: str, **fields: Any) -> dict[str, Any]:
         return {"code": {"coding": [{"system": fhir.DEGREE_SYSTEM, "code": code}]}, **fields}
@@ -1045,13 +1234,35 @@ def test_an_expired_qualification_is_no_credential() -> None:
     ]
     resources = (practitioner(qualification=qualifications), role(), location())
     record = provider_of(ndjson(as_ndjson(*resources)))
-    assert (record.credentials, record.warnings) == (["DPT", "OCS"], [])
+    assert (record.credentials, warned(record)) == (["DPT", "OCS"], [])
+
+
+def test_languages_written_as_names_are_read() -> None:
+    communication = [
+        {"text": "Spanish"},
+        {"coding": [{"system": "urn:ietf:bcp:47", "display": "Vietnamese"}]},
+        {"coding": [{"system": "urn:ietf:bcp:47", "code": "zh-Hant-TW"}]},
+        {"coding": [{"code": "tgl-PH", "display": "Tagalog"}]},  # ISO 639-2: its name, then
+        {"text": "Spanish; Español"},
+        {"text": "Klingon"},
+        {},
+    ]
+    resources = (practitioner(communication=communication), role(), location())
+    record = provider_of(ndjson(as_ndjson(*resources)))
+    assert record.languages == ["es", "vi", "zh", "tl"]
+    assert warned(record) == [
+        Problem(
+            "Practitioner/pt.communication[5]",
+            "'Klingon' is not a language the directory knows; left out",
+        ),
+        Problem("Practitioner/pt.communication[6]", "a language with no code or name; left out"),
+    ]
 
 
 def test_unknown_gender_and_other_gender() -> None:
     def gender_of(value: str) -> tuple[str | None, list[Problem]]:
         record = provider_of(ndjson(as_ndjson(practitioner(gender=value), role(), location())))
-        return record.gender, record.warnings
+        return record.gender, warned(record)
 
     assert gender_of("other") == ("other", [])
     assert gender_of("unknown") == (None, [])
@@ -1086,9 +1297,7 @@ def test_a_practitioner_without_id_is_skipped() -> None:
         Skipped(
             index=0,
             line=1,
-            reason=(
-                "the Practitioner has no id or urn fullUrl, so no PractitionerRole can refer to it"
-            ),
+            reason="the Practitioner has no id or urn fullUrl, and no PractitionerRole names it",
         )
     ]
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.imports.formats import Format, fhir
+from app.imports.roster import Mode
 from app.imports.service import Outcome
 from app.locations.models import Location
 from app.networks.models import Plan, PlanType
@@ -25,10 +26,11 @@ def import_plannet(
     payer_id: int,
     *resources: dict[str, Any],
     dry_run: bool = False,
+    mode: Mode = Mode.REPLACE,
 ) -> Outcome:
     return import_bytes(
         backend.engine, tmp_path, plannet.as_ndjson(*resources), payer_id=payer_id,
-        format=Format.FHIR, dry_run=dry_run,
+        format=Format.FHIR, dry_run=dry_run, mode=mode,
     )  # fmt: skip
 
 
@@ -239,7 +241,8 @@ def test_a_role_that_has_ended_adds_no_practice(
     assert outcome.succeeded, outcome.issues
     assert practice_streets(db) == [(DEE, "7 Oak St")]
     assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
-        ("warning", "PractitionerRole/gone.period.end", "the role ended on 2025-06-30; left out")
+        ("warning", "PractitionerRole/gone.period.end", "the role ended on 2025-06-30; left out"),
+        ("warning", "PractitionerRole/here.extension:network-reference", plannet.NO_NETWORK),
     ]
     assert outcome.skipped == {"no active PractitionerRole": 1}
 
@@ -267,11 +270,12 @@ def test_a_location_outside_the_us_is_no_practice_and_refuses_nothing(
     assert outcome.succeeded, outcome.issues
     assert practice_streets(db) == [(DEE, "100 Calle Fortaleza"), (DEE, "5 Elm St")]
     assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
+        ("warning", "PractitionerRole/dee-role.extension:network-reference", plannet.NO_NETWORK),
         (
             "warning",
             "PractitionerRole/dee-role.location[1]",
             "Location/toronto is outside the US (CA); no practice there",
-        )
+        ),
     ]
     # Counted as NPPES counts them: the country, in brackets, is left out of the count.
     assert outcome.skipped == {"every Location of its roles is outside the US": 1}
@@ -292,3 +296,119 @@ def test_an_expired_qualification_is_not_a_stored_credential(
     outcome = import_plannet(backend, tmp_path, payer_id, *resources)
     assert outcome.succeeded, outcome.issues
     assert db.scalars(select(Therapist.credentials)).all() == [["DPT"]]
+
+
+def in_network(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """A roster of one therapist, Dee, whose `role` is at 5 Elm St, and Ana, both in the
+    payer's Acme Gold, whose network is "net"."""
+    return [
+        plannet.insurance_plan("gold", "net", name="Acme Gold"),
+        plannet.network("net"),
+        therapist("dee", DEE),
+        role,
+        street("elm", "5 Elm St"),
+        therapist("ana", ANA),
+        plannet.role("ana-role", "ana", ("oak",), (plannet.network_reference("net"),)),
+        street("oak", "7 Oak St"),
+    ]
+
+
+ROSTER = [
+    (DEE, "5 Elm St", "Acme Gold", None, None),
+    (ANA, "7 Oak St", "Acme Gold", None, None),
+]
+
+
+def test_a_role_naming_its_therapist_by_npi_keeps_the_therapist_in_the_network(
+    backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    linked = (plannet.network_reference("net"),)
+    first = import_plannet(
+        backend, tmp_path, payer_id, *in_network(plannet.role("dee-role", "dee", ("elm",), linked))
+    )
+    assert first.succeeded, first.issues
+    assert roster_state(backend.engine, payer_id) == ROSTER
+    # The same roster again, a payer's export naming Dee by NPI: a logical reference.
+    by_npi = plannet.role("dee-role", "dee", ("elm",), linked)
+    by_npi["practitioner"] = plannet.by_identifier(fhir.NPI_SYSTEM, DEE)
+    again = import_plannet(backend, tmp_path, payer_id, *in_network(by_npi))
+    assert again.succeeded, again.issues
+    assert (again.counts.participations_ended, again.skipped, again.issues) == (0, {}, [])
+    assert roster_state(backend.engine, payer_id) == ROSTER
+
+
+def test_a_network_named_by_identifier_lists_the_practice_in_its_plan(
+    backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    gold = plannet.insurance_plan("gold", name="Acme Gold")
+    gold["network"] = [plannet.by_identifier("https://payer.example/networks", "NET-3")]
+    resources = (
+        gold,
+        plannet.identified_network("net", "NET-3"),
+        therapist("dee", DEE),
+        plannet.role("dee-role", "dee", ("elm",), (plannet.network_by_identifier("NET-3"),)),
+        street("elm", "5 Elm St"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert outcome.succeeded, outcome.issues
+    assert roster_state(backend.engine, payer_id) == [(DEE, "5 Elm St", "Acme Gold", None, None)]
+
+
+def test_a_replace_whose_role_names_no_network_says_so(
+    backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    linked = (plannet.network_reference("net"),)
+    first = import_plannet(
+        backend, tmp_path, payer_id, *in_network(plannet.role("dee-role", "dee", ("elm",), linked))
+    )
+    assert first.succeeded, first.issues
+    # Dee's role now names no network: the roster lists the practice in none of the
+    # payer's plans, and the replace ends the participation. Not silently.
+    unlinked = import_plannet(
+        backend, tmp_path, payer_id, *in_network(plannet.role("dee-role", "dee", ("elm",)))
+    )
+    assert unlinked.succeeded, unlinked.issues
+    assert unlinked.counts.participations_ended == 1
+    assert [(issue.level, issue.field, issue.message) for issue in unlinked.issues] == [
+        ("warning", "PractitionerRole/dee-role.extension:network-reference", plannet.NO_NETWORK)
+    ]
+
+
+def test_a_bulk_exports_file_of_roles_alone_is_counted_and_told_to_go_in_one_upload(
+    backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    linked = (plannet.network_reference("net"),)
+    roles = [plannet.role("dee-role", "dee", ("elm",), linked),
+             plannet.role("ana-role", "ana", ("oak",), linked)]  # fmt: skip
+    # PractitionerRole.ndjson of a $export: each resource type has its own file.
+    outcome = import_plannet(backend, tmp_path, payer_id, *roles, mode=Mode.MERGE)
+    assert outcome.succeeded, outcome.issues
+    assert outcome.counts.records_imported == 0
+    assert outcome.skipped == {fhir.ROLE_WITHOUT_PRACTITIONER: 2}
+    [first, _] = outcome.skipped_examples[fhir.ROLE_WITHOUT_PRACTITIONER]
+    assert (first.line, first.record_index) == (1, 0)
+    assert first.reason.endswith(
+        "(PractitionerRole/dee-role.practitioner: Practitioner/dee is not in the file)"
+    )
+
+
+def test_a_practitioner_without_an_npi_is_refused_once_saying_why(
+    payer_id: int, backend: Backend, tmp_path: Path
+) -> None:
+    """The parser's reason stands alone: the check that follows does not add "is required"."""
+    resources = (
+        plannet.practitioner(identifier=[plannet.LICENCE]),
+        plannet.role(extension=(plannet.network_reference("net"),)),
+        plannet.location(),
+        plannet.network("net"),
+    )
+    outcome = import_plannet(backend, tmp_path, payer_id, *resources)
+    assert not outcome.succeeded
+    assert [(issue.level, issue.field, issue.message) for issue in outcome.issues] == [
+        (
+            "error",
+            "Practitioner/pt.identifier",
+            "no identifier with system http://hl7.org/fhir/sid/us-npi (or typed NPI) was "
+            "found; the systems of its identifiers: http://example.org/pt-licence",
+        )
+    ]

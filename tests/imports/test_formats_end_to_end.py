@@ -293,8 +293,9 @@ def test_a_list_the_parser_filters_is_named_without_an_index(
     ]
     resources = (
         fhir_helpers.practitioner(qualification=qualifications),
-        fhir_helpers.role(),
+        fhir_helpers.role(extension=(fhir_helpers.network_reference("net"),)),
         fhir_helpers.location(),
+        fhir_helpers.network("net"),
     )
     outcome = import_bytes(
         backend.engine, tmp_path, fhir_helpers.as_ndjson(*resources), payer_id=add_payer(db),

@@ -31,6 +31,7 @@ from app.imports.formats.json_stream import (
     json_kind,
     read_json_start,
 )
+from app.imports.languages import language_codes
 from app.imports.records import (
     FieldNames,
     ImportFileError,
@@ -57,11 +58,22 @@ NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
 _NPI_SYSTEMS = frozenset({NPI_SYSTEM, "urn:oid:2.16.840.1.113883.4.6"})
 _NUCC_SYSTEMS = frozenset({NUCC_SYSTEM, "urn:oid:2.16.840.1.113883.6.101"})
 DEGREE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0360"  # MD, DPT, PT…
+# Identifier.type's code system (v2 table 0203), as R4 and as STU3 named it: a file
+# may write the NPI under a system of its own, typed `NPI` in it.
+_IDENTIFIER_TYPE_SYSTEMS = frozenset(
+    {"http://terminology.hl7.org/CodeSystem/v2-0203", "http://hl7.org/fhir/v2/0203"}
+)
 BUNDLE_EXPECTED = 'a FHIR Bundle (a JSON object with "resourceType": "Bundle")'
 
 _STORED = frozenset(
     {"Practitioner", "PractitionerRole", "Location", "Organization", "InsurancePlan"}
 )
+# What a logical reference (`{"identifier": …}` without `reference`) may name: a
+# role's practitioner (by NPI, most often) and locations, and the networks of
+# roles and plans.
+_NAMED_BY_IDENTIFIER = frozenset({"Practitioner", "Location", "Organization"})
+_BY_IDENTIFIER = "?identifier="  # "Practitioner?identifier=<system>|<value>", as FHIR searches
+_ORGANIZATION = ("Organization/", f"Organization{_BY_IDENTIFIER}")
 # The directory's flag means "a new patient can book here": only `newpt` says so.
 # `existptonly` and `existptfam` (existing patients and their families) turn the
 # public away, so they count as not accepting.
@@ -161,12 +173,15 @@ CREATE TABLE plan_network (
     network TEXT NOT NULL, plan TEXT NOT NULL, key TEXT NOT NULL, position INTEGER NOT NULL
 );
 CREATE TABLE role_network (network TEXT NOT NULL, role TEXT NOT NULL, position INTEGER NOT NULL);
-CREATE TABLE alias (full_url TEXT PRIMARY KEY, reference TEXT NOT NULL);
+-- Other names of "Type/id": a Bundle entry's urn:uuid fullUrl, and the logical
+-- references its identifiers answer ("Practitioner?identifier=<system>|<value>").
+CREATE TABLE alias (name TEXT PRIMARY KEY, reference TEXT NOT NULL);
 """
-# Run once the whole file is stored: a Bundle's urn:uuid references resolve only
-# when every fullUrl is known, and indexes built at the end cost less than
-# indexes kept up to date row by row. Rows are stored in batches, so the
-# networks of a resource's later copies (the first copy stands) go only now.
+# Run once the whole file is stored: a Bundle's urn:uuid references, and logical
+# references by identifier, resolve only when every resource is known, and
+# indexes built at the end cost less than indexes kept up to date row by row.
+# Rows are stored in batches, so the networks of a resource's later copies (the
+# first copy stands) go only now.
 _AFTER_LOADING = """
 DELETE FROM plan_network WHERE position <> (
     SELECT position FROM resource WHERE type = 'InsurancePlan' AND id = plan_network.plan
@@ -174,12 +189,12 @@ DELETE FROM plan_network WHERE position <> (
 DELETE FROM role_network WHERE position <> (
     SELECT position FROM resource WHERE type = 'PractitionerRole' AND id = role_network.role
 );
-UPDATE resource SET practitioner = (SELECT reference FROM alias WHERE full_url = practitioner)
-    WHERE practitioner IN (SELECT full_url FROM alias);
-UPDATE plan_network SET network = (SELECT reference FROM alias WHERE full_url = network)
-    WHERE network IN (SELECT full_url FROM alias);
-UPDATE role_network SET network = (SELECT reference FROM alias WHERE full_url = network)
-    WHERE network IN (SELECT full_url FROM alias);
+UPDATE resource SET practitioner = (SELECT reference FROM alias WHERE name = practitioner)
+    WHERE practitioner IN (SELECT name FROM alias);
+UPDATE plan_network SET network = (SELECT reference FROM alias WHERE name = network)
+    WHERE network IN (SELECT name FROM alias);
+UPDATE role_network SET network = (SELECT reference FROM alias WHERE name = network)
+    WHERE network IN (SELECT name FROM alias);
 CREATE INDEX resource_order ON resource (type, position);
 CREATE INDEX resource_practitioner ON resource (practitioner, position);
 CREATE INDEX plan_network_network ON plan_network (network, position);
@@ -193,6 +208,23 @@ WHERE type = 'Organization'
     AND 'Organization/' || id NOT IN (SELECT network FROM plan_network)
 ORDER BY position
 """
+# Roles that name a Practitioner the file does not have (a bulk export's
+# PractitionerRole.ndjson uploaded alone): the join by Practitioner finds none.
+_ROLES_WITHOUT_PRACTITIONER = """
+SELECT position, line, id, practitioner FROM resource AS role
+WHERE type = 'PractitionerRole' AND practitioner IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM resource
+    WHERE type = 'Practitioner'
+        AND substr(role.practitioner, 1, 13) = 'Practitioner/'
+        AND id = substr(role.practitioner, 14)
+)
+ORDER BY position
+"""
+# What such a role is skipped and counted as; which role and reference follow in brackets.
+ROLE_WITHOUT_PRACTITIONER = (
+    "a PractitionerRole names a Practitioner that is not in the file; a bulk export's "
+    "files, one per resource type, must be concatenated into one upload"
+)
 
 
 # validate.py's field names in Plan-Net resources. A name that starts with a
@@ -424,6 +456,9 @@ class _ResourceStore:
         resource_id = _string(resource.get("id")) or urn or f"#{entry.position}"
         if urn:
             self._aliases.append((urn, f"{kind}/{resource_id}"))
+        if kind in _NAMED_BY_IDENTIFIER:
+            reference = f"{kind}/{resource_id}"
+            self._aliases.extend((name, reference) for name in _logical_names(kind, resource))
         practitioner = None
         if kind == "InsurancePlan":
             self._plan_networks.extend(
@@ -432,7 +467,7 @@ class _ResourceStore:
                 for network in plan.networks
             )
         elif kind == "PractitionerRole":
-            practitioner = _reference(resource.get("practitioner"))
+            practitioner = _reference(resource.get("practitioner"), "Practitioner")
             self._role_networks.extend(
                 (network, resource_id, entry.position)
                 for _, network in _network_references(resource)
@@ -502,12 +537,19 @@ class _ResourceStore:
             " WHERE type = 'Practitioner' ORDER BY position"
         ):
             yield _practitioner(self, position, line, practitioner_id, json.loads(body))
+        for position, line, role_id, practitioner in self._db.execute(_ROLES_WITHOUT_PRACTITIONER):
+            # Counted, not dropped unseen: each is a practice the payer's file lists
+            # and the directory would not.
+            detail = f"PractitionerRole/{role_id}.practitioner: {_not_in_file(practitioner)}"
+            reason = f"{ROLE_WITHOUT_PRACTITIONER} ({detail})"
+            yield Skipped(index=position, line=line, reason=reason)
 
     def resolve(self, reference: str) -> str:
-        """A reference as "Type/id", a Bundle's urn:uuid fullUrl followed."""
-        if reference.startswith("urn:"):
+        """A reference as "Type/id": a Bundle's urn:uuid fullUrl, or a logical reference
+        by identifier, followed to the first resource in the file it names."""
+        if reference.startswith("urn:") or _BY_IDENTIFIER in reference:
             row = self._db.execute(
-                "SELECT reference FROM alias WHERE full_url = ?", (reference,)
+                "SELECT reference FROM alias WHERE name = ?", (reference,)
             ).fetchone()
             if row is not None:
                 return str(row[0])
@@ -547,7 +589,7 @@ class _ResourceStore:
         """Whether a reference is to one of the file's networks: an Organization in it,
         or one an InsurancePlan in it lists."""
         resolved = self.resolve(reference)
-        return resolved.startswith("Organization/") and (
+        return resolved.startswith(_ORGANIZATION) and (
             bool(self.plans_listing(resolved)) or self.has(resolved)
         )
 
@@ -651,7 +693,7 @@ def _identifiers(resource: dict[str, Any]) -> list[str]:
 
 def _networks(resource: dict[str, Any]) -> list[str]:
     """The networks an InsurancePlan or one of its `plan[]` lists, each once."""
-    references = (_reference(network) for network in _list(resource.get("network")))
+    references = (_reference(network, "Organization") for network in _list(resource.get("network")))
     return list(dict.fromkeys(reference for reference in references if reference))
 
 
@@ -712,12 +754,13 @@ def _practitioner(
     practitioner_id: str,
     practitioner: dict[str, Any],
 ) -> Record:
-    if practitioner_id.startswith("#"):
-        reason = "the Practitioner has no id or urn fullUrl, so no PractitionerRole can refer to it"
+    roles = store.roles_of(practitioner_id)
+    # Without an id, only a role naming one of its identifiers can be its.
+    if practitioner_id.startswith("#") and not roles:
+        reason = "the Practitioner has no id or urn fullUrl, and no PractitionerRole names it"
         return Skipped(index=position, line=line, reason=reason)
     if practitioner.get("active") is False:
         return Skipped(index=position, line=line, reason="the Practitioner is inactive")
-    roles = store.roles_of(practitioner_id)
     if not roles:
         return Skipped(index=position, line=line, reason="no PractitionerRole")
     warnings: list[Problem] = []
@@ -763,11 +806,12 @@ def _practitioner(
     sites = _sites(store, active, problems, warnings, closed)
     if closed and not sites and not problems:
         return Skipped(index=position, line=line, reason=_no_site_reason(closed))
+    npi = _npi(practitioner, path, problems)
     first_name, middle_name, last_name, suffix = _name(practitioner)
     return ProviderRecord(
         index=position,
         line=line,
-        npi=_npi(practitioner),
+        npi=npi,
         first_name=first_name,
         middle_name=middle_name,
         last_name=last_name,
@@ -847,11 +891,39 @@ def _is_physical_therapy(code: str) -> bool:
     return code.startswith("2251") or code == "225200000X"
 
 
-def _npi(practitioner: dict[str, Any]) -> str | None:
-    for identifier in _list(practitioner.get("identifier")):
-        if isinstance(identifier, dict) and _is_system(identifier.get("system"), _NPI_SYSTEMS):
-            return _string(identifier.get("value"))
+def _npi(practitioner: dict[str, Any], path: str, problems: list[Problem]) -> str | None:
+    """The value of the NPI's identifier: the one under the NPI's system, else one typed NPI."""
+    identifiers = [
+        found for found in _list(practitioner.get("identifier")) if isinstance(found, dict)
+    ]
+    by_system = [found for found in identifiers if _is_system(found.get("system"), _NPI_SYSTEMS)]
+    npis = by_system + [found for found in identifiers if _is_typed_npi(found)]
+    for identifier in npis:
+        if value := _string(identifier.get("value")):
+            return value
+    # An NPI identifier without a value is left to the import's own "is required".
+    if not npis:
+        problems.append(Problem(f"{path}.identifier", _no_npi(identifiers)))
     return None
+
+
+def _no_npi(identifiers: list[dict[str, Any]]) -> str:
+    """Why a Practitioner has no NPI: which identifiers it has instead."""
+    if not identifiers:
+        return f"no identifier with system {NPI_SYSTEM} was found: the Practitioner has none"
+    systems = [_string(found.get("system")) or "none" for found in identifiers]
+    return (
+        f"no identifier with system {NPI_SYSTEM} (or typed NPI) was found; the systems of "
+        f"its identifiers: {', '.join(dict.fromkeys(systems))}"
+    )
+
+
+def _is_typed_npi(identifier: dict[str, Any]) -> bool:
+    """Whether an Identifier's `type` says it is an NPI (v2-0203 `NPI`), whatever its system."""
+    return any(
+        _is_system(system, _IDENTIFIER_TYPE_SYSTEMS) and code == "NPI"
+        for system, code in _codings(identifier.get("type"))
+    )
 
 
 def _name(practitioner: dict[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
@@ -917,17 +989,48 @@ def _credentials(practitioner: dict[str, Any], today: date) -> list[str]:
 def _languages(practitioner: dict[str, Any], path: str, warnings: list[Problem]) -> list[str]:
     codes: list[str] = []
     for position, concept in enumerate(_list(practitioner.get("communication"))):
-        tag = next((code for _, code in _codings(concept) if code), None)
-        # BCP 47 tags: the language is the first subtag ("en-US" → "en").
-        code = tag.split("-")[0].lower() if tag else None
-        if code is not None and code in _language_codes():
-            if code not in codes:
-                codes.append(code)
-            continue
-        shown = repr(tag) if tag else "a language with no code"
-        message = f"{shown} is not an ISO 639-1 language the directory knows; left out"
-        warnings.append(Problem(f"{path}.communication[{position}]", message))
+        found = _language(concept)
+        codes += [code for code in found if code not in codes]
+        if not found:
+            message = f"{_language_shown(concept)}; left out"
+            warnings.append(Problem(f"{path}.communication[{position}]", message))
     return codes
+
+
+def _language(concept: Any) -> list[str]:
+    """The ISO 639-1 codes of a communication: its BCP 47 tag's, else those its text or a
+    display names ("Spanish", "Vietnamese"), read as QHP files' language names are."""
+    tag = _language_tag(concept)
+    # BCP 47 tags: the language is the first subtag ("en-US" → "en").
+    code = tag.split("-")[0].lower() if tag else None
+    if code is not None and code in _language_codes():
+        return [code]
+    for name in _concept_texts(concept):
+        if codes := language_codes(name):
+            return list(codes)
+    return []
+
+
+def _language_tag(concept: Any) -> str | None:
+    return next((code for _, code in _codings(concept) if code), None)
+
+
+def _language_shown(concept: Any) -> str:
+    """A communication the directory cannot read, as its warning names it."""
+    tag = _language_tag(concept)
+    if tag:
+        return f"{tag!r} is not an ISO 639-1 language the directory knows"
+    names = _concept_texts(concept)
+    if names:
+        return f"{names[0]!r} is not a language the directory knows"
+    return "a language with no code or name"
+
+
+def _concept_texts(concept: Any) -> list[str]:
+    """A CodeableConcept's text, then its codings' displays."""
+    text = _string(concept.get("text")) if isinstance(concept, dict) else None
+    displays = (_string(coding.get("display")) for coding in _coding_objects(concept))
+    return [name for name in (text, *displays) if name]
 
 
 @cache
@@ -961,14 +1064,19 @@ def _sites(
         if not locations:
             message = "the role names no Location, so it adds no site (nor its networks)"
             warnings.append(Problem(f"{path}.location", message))
+        elif next(_network_references(role), None) is None:
+            # Said, since a replace then ends the practice's participations in the
+            # payer's plans: the file lists the practice in none of them.
+            message = (
+                "the role names no network (network-reference), so its practice is in none "
+                "of the payer's plans"
+            )
+            warnings.append(Problem(f"{path}.extension:network-reference", message))
         for position, reference in enumerate(locations):
-            target = _reference(reference)
+            target = _reference(reference, "Location")
             found = _location(store, path, role, target)
             if found is None:
-                where = (
-                    "contained in the role" if target and target.startswith("#") else "in the file"
-                )
-                message = f"{target or 'the reference'} is not a Location {where}"
+                message = _location_not_found(target)
                 problems.append(Problem(f"{path}.location[{position}]", message))
                 continue
             key, location = found
@@ -1024,6 +1132,13 @@ def _location(
     resolved = store.resolve(target)
     found = store.get(resolved) if resolved.startswith("Location/") else None
     return None if found is None else (f"Location/{found[0]}", found[1])
+
+
+def _location_not_found(target: str | None) -> str:
+    if target is not None and _BY_IDENTIFIER in target:
+        return _not_in_file(target)
+    where = "contained in the role" if target and target.startswith("#") else "in the file"
+    return f"{target or 'the reference'} is not a Location {where}"
 
 
 def _foreign_country(location: dict[str, Any]) -> str | None:
@@ -1128,7 +1243,7 @@ def _new_patients(
         parts = [part for part in _list(extension.get("extension")) if isinstance(part, dict)]
         network = next(
             (
-                _reference(part.get("valueReference"))
+                _reference(part.get("valueReference"), "Organization")
                 for part in parts
                 if part.get("url") == "fromnetwork"
             ),
@@ -1228,7 +1343,7 @@ def _plan_refs(
             problems.append(Problem(extension_path, "network-reference without a reference"))
             continue
         resolved = store.resolve(network)
-        if not resolved.startswith("Organization/"):
+        if not resolved.startswith(_ORGANIZATION):
             message = f"network-reference {network} does not point to an Organization"
             problems.append(Problem(extension_path, message))
             continue
@@ -1236,8 +1351,7 @@ def _plan_refs(
         if not plan_keys and store.has(resolved):
             plan_keys = [resolved]
         if not plan_keys:
-            message = f"network {network} is not in the file, and no InsurancePlan in it lists it"
-            problems.append(Problem(extension_path, message))
+            problems.append(Problem(extension_path, _network_not_in_file(network)))
         keys.extend(key for key in plan_keys if key not in keys)
     period = role.get("period")
     period = period if isinstance(period, dict) else {}
@@ -1272,7 +1386,7 @@ def _network_references(role: dict[str, Any]) -> Iterator[tuple[int, str | None]
     """(position in `extension`, reference) of each network-reference extension."""
     for position, extension in enumerate(_list(role.get("extension"))):
         if isinstance(extension, dict) and extension.get("url") == NETWORK_REFERENCE:
-            yield position, _reference(extension.get("valueReference"))
+            yield position, _reference(extension.get("valueReference"), "Organization")
 
 
 def _date(value: Any, path: str, problems: list[Problem], *, end: bool) -> date | None:
@@ -1309,13 +1423,75 @@ def _last_updated(resource: dict[str, Any], path: str, problems: list[Problem]) 
         return None
 
 
-def _reference(value: Any) -> str | None:
-    """A Reference's target as "Type/id"; absolute URLs and versions are cut to that."""
-    reference = _string(value.get("reference")) if isinstance(value, dict) else None
-    if reference is None or reference.startswith(("urn:", "#")):
+def _reference(value: Any, kind: str) -> str | None:
+    """A Reference's target as "Type/id" (absolute URLs and versions are cut to that), or
+    for a logical reference to a `kind` resource, the identifier it gives, as
+    "<kind>?identifier=<system>|<value>" (the store knows which resource has it)."""
+    if not isinstance(value, dict):
+        return None
+    reference = _string(value.get("reference"))
+    if reference is None:
+        identifier = value.get("identifier")
+        return _logical_reference(kind, identifier) if isinstance(identifier, dict) else None
+    if reference.startswith(("urn:", "#")):
         return reference
     parts = reference.split("/_history/")[0].rstrip("/").split("/")
     return "/".join(parts[-2:]) if len(parts) >= 2 else reference
+
+
+def _logical_reference(kind: str, identifier: dict[str, Any]) -> str | None:
+    """How a reference by identifier names its target; an NPI under the NPI's own system,
+    whatever the file writes, so that it meets the Practitioner's NPI identifier."""
+    value = _string(identifier.get("value"))
+    if value is None:
+        return None
+    system = NPI_SYSTEM if _is_typed_npi(identifier) else _identifier_system(identifier)
+    return _named_by_identifier(kind, system, value)
+
+
+def _logical_names(kind: str, resource: dict[str, Any]) -> list[str]:
+    """The logical references that name a resource: one per identifier, and an identifier
+    typed NPI also under the NPI's system."""
+    names: list[str] = []
+    for identifier in _list(resource.get("identifier")):
+        value = _string(identifier.get("value")) if isinstance(identifier, dict) else None
+        if value is None:
+            continue
+        names.append(_named_by_identifier(kind, _identifier_system(identifier), value))
+        if _is_typed_npi(identifier):
+            names.append(_named_by_identifier(kind, NPI_SYSTEM, value))
+    return list(dict.fromkeys(names))
+
+
+def _identifier_system(identifier: dict[str, Any]) -> str | None:
+    """An Identifier's system as logical references match it: as written (no trailing
+    slash), the NPI's other names (https, its OID) as its own."""
+    system = identifier.get("system")
+    if not isinstance(system, str):
+        return None
+    return NPI_SYSTEM if _is_system(system, _NPI_SYSTEMS) else system.strip().rstrip("/") or None
+
+
+def _named_by_identifier(kind: str, system: str | None, value: str) -> str:
+    return f"{kind}{_BY_IDENTIFIER}{system or ''}|{value}"
+
+
+def _not_in_file(reference: str) -> str:
+    """What a reference that finds nothing in the file failed to find."""
+    kind, by_identifier, identifier = reference.partition(_BY_IDENTIFIER)
+    if by_identifier:
+        return f"no {kind} in the file has the identifier {identifier}"
+    return f"{reference} is not in the file"
+
+
+def _network_not_in_file(network: str) -> str:
+    _, by_identifier, identifier = network.partition(_BY_IDENTIFIER)
+    if by_identifier:
+        return (
+            f"no network in the file has the identifier {identifier} (no Organization has it, "
+            "and no InsurancePlan lists it)"
+        )
+    return f"network {network} is not in the file, and no InsurancePlan in it lists it"
 
 
 def _codings(concept: Any) -> list[tuple[str | None, str | None]]:
