@@ -2,21 +2,29 @@
 
 SQLite cannot alter a constraint. Rebuilding a table copies every row; for a
 change that every stored row already satisfies (a CHECK written another way, or
-one that allows more values) SQLite documents a cheaper way: rewrite the
+one that allows more values, or a NOT NULL removed) SQLite documents a cheaper way: rewrite the
 `CREATE TABLE` text in `sqlite_master` under `writable_schema`, then bump
 `schema_version` so that every connection reads the schema again.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from sqlalchemy import Connection, text
 
 
-def rewrite_table_definitions(connection: Connection, rewrite: Callable[[str], str]) -> None:
-    """Applies `rewrite` to the `CREATE TABLE` text of every table with a CHECK."""
-    tables = connection.execute(
-        text("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql LIKE '%CHECK (%'")
-    ).all()
+def rewrite_table_definitions(
+    connection: Connection, rewrite: Callable[[str], str], names: Collection[str] = ()
+) -> None:
+    """Applies `rewrite` to the `CREATE TABLE` text of the named tables (none named:
+    of every table with a CHECK)."""
+    every = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+    if names:
+        chosen = ", ".join(f"'{name}'" for name in names)
+        tables = connection.execute(text(f"{every} AND name IN ({chosen})")).all()
+        if len(tables) != len(set(names)):
+            raise RuntimeError(f"no such table among {sorted(names)}")
+    else:
+        tables = connection.execute(text(f"{every} AND sql LIKE '%CHECK (%'")).all()
     changed = [(name, new) for name, sql in tables if (new := rewrite(sql)) != sql]
     if not changed:
         return

@@ -306,3 +306,37 @@ def test_city_centroid_is_a_precision_from_0007_and_downgrade_restores_the_schem
         assert stored == "zip_centroid"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_practices_flags_may_be_unknown_and_go_back_to_false_on_downgrade(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    engine = create_db_engine(fresh_database_url(backend_name))
+    flags = text(
+        "SELECT p.accepting_new_patients, p.telehealth, s.accepting_new_patients, s.telehealth"
+        " FROM practices p JOIN search_practices s ON s.practice_id = p.id"
+    )
+    try:
+        upgrade(engine, "0007")
+        _insert_records(engine)
+        with Session(engine) as session, session.begin():
+            projection.refresh(session, [3])
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text("UPDATE practices SET accepting_new_patients = NULL"))
+        upgrade(engine)
+        with Session(engine) as session, session.begin():
+            session.execute(
+                text("UPDATE practices SET accepting_new_patients = NULL, telehealth = NULL")
+            )
+            projection.refresh(session, [3])
+        with engine.connect() as connection:
+            assert tuple(connection.execute(flags).one()) == (None, None, None, None)
+
+        downgrade(engine, "0007")
+        with engine.connect() as connection:
+            assert tuple(connection.execute(flags).one()) == (False, False, False, False)
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text("UPDATE practices SET telehealth = NULL"))
+    finally:
+        engine.dispose()

@@ -122,6 +122,21 @@ def test_duplicate_npi_is_409_and_writes_nothing(
     assert _count(db, Location) == 1
 
 
+def test_a_practices_flags_may_be_given_as_unknown(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    body = therapist_body()
+    body["practices"][0] |= {"accepting_new_patients": None, "telehealth": None}
+    created = create_therapist(client, admin, body)
+    practice = client.get(f"/v1/therapists/{created['id']}").json()["practices"][0]
+    assert (practice["accepting_new_patients"], practice["telehealth"]) == (None, None)
+    search = {"lat": 41.9245, "lon": -87.6468, "radius": 1}
+    assert client.get("/v1/search/therapists", params=search).json()["total"] == 1
+    for flag in ("true", "false"):
+        filtered = search | {"accepting_new_patients": flag}
+        assert client.get("/v1/search/therapists", params=filtered).json()["total"] == 0
+
+
 def test_two_practices_at_one_address_share_a_location(
     client: TestClient, admin: dict[str, str], db: Session
 ) -> None:

@@ -822,9 +822,9 @@ class _Batch:
                     {
                         "therapist_id": pair[0],
                         "location_id": pair[1],
-                        # Unknown means not accepting: a directory must not promise a slot.
-                        "accepting_new_patients": bool(site.accepting_new_patients),
-                        "telehealth": bool(site.telehealth),
+                        # None: the file does not say (searches for either value skip it).
+                        "accepting_new_patients": site.accepting_new_patients,
+                        "telehealth": site.telehealth,
                         "home_visits": False,
                         "created_at": self.now,
                         "updated_at": self.now,
@@ -977,9 +977,9 @@ class _Batch:
                         therapist_id=therapist_id,
                         latitude=latitude,
                         longitude=longitude,
-                        # As _practices stores a new practice: unknown is False.
-                        accepting_new_patients=bool(site.accepting_new_patients),
-                        telehealth=bool(site.telehealth),
+                        # As _practices stores a new practice.
+                        accepting_new_patients=site.accepting_new_patients,
+                        telehealth=site.telehealth,
                         facility_type=facility_type,
                         participations=self.new_terms.get(practice_id, ()),
                         today=today,

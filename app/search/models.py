@@ -44,8 +44,8 @@ class SearchPractice(Base):
     x: Mapped[float] = mapped_column(Float)
     y: Mapped[float] = mapped_column(Float)
     z: Mapped[float] = mapped_column(Float)
-    accepting_new_patients: Mapped[bool] = mapped_column(Boolean)
-    telehealth: Mapped[bool] = mapped_column(Boolean)
+    accepting_new_patients: Mapped[bool | None] = mapped_column(Boolean)  # None: not known
+    telehealth: Mapped[bool | None] = mapped_column(Boolean)
     facility_type: Mapped[FacilityType | None] = mapped_column(
         string_enum(FacilityType, "search_facility_type")
     )

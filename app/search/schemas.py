@@ -11,7 +11,7 @@ from app.locations.schemas import LocationRead
 from app.networks.models import PlanType
 from app.schemas import ReadModel
 from app.therapists.models import Gender
-from app.therapists.schemas import SpecialtyRead, TherapistIdentity
+from app.therapists.schemas import UNKNOWN_FLAG, SpecialtyRead, TherapistIdentity
 
 MAX_RADIUS = {"mi": 250.0, "km": 400.0}
 # A map viewport of about 1,600 by 1,600 km, five times the largest radius's circle:
@@ -103,8 +103,8 @@ class PlanEntry(ReadModel):
 class PracticeHit(ReadModel):
     id: int
     distance: float = Field(description="From the origin, in the requested unit, to 0.01")
-    accepting_new_patients: bool
-    telehealth: bool
+    accepting_new_patients: bool | None = Field(description=UNKNOWN_FLAG)
+    telehealth: bool | None = Field(description=UNKNOWN_FLAG)
     home_visits: bool
     location: LocationRead
     plans: list[PlanEntry] = Field(description="Networks this practice is in today")

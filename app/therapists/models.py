@@ -135,8 +135,9 @@ class Practice(Base):
     location_id: Mapped[int] = mapped_column(
         ForeignKey("locations.id", ondelete="RESTRICT"), index=True
     )
-    accepting_new_patients: Mapped[bool] = mapped_column(Boolean)
-    telehealth: Mapped[bool] = mapped_column(Boolean, default=False)
+    # None: not known (the national file, for one, says nothing about either).
+    accepting_new_patients: Mapped[bool | None] = mapped_column(Boolean)
+    telehealth: Mapped[bool | None] = mapped_column(Boolean)
     home_visits: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

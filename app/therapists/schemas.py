@@ -11,6 +11,11 @@ from app.networks.schemas import ParticipationIn
 from app.schemas import ReadModel, WriteModel
 from app.therapists.models import Gender, Source
 
+UNKNOWN_FLAG = (
+    "null when no source says (the national NPI file, for one, says nothing about it); "
+    "a search for true or false does not match it"
+)
+
 
 def _code(pattern: str, *, upper: bool, hint: str) -> AfterValidator:
     """Codes match case-insensitively: normalised first, then checked against the pattern."""
@@ -62,8 +67,8 @@ class PracticeIn(WriteModel):
 
     location: LocationIn
     # Strict: lax parsing would take 0, "no" or "off" for false where the schema says boolean.
-    accepting_new_patients: StrictBool = Field(examples=[True])
-    telehealth: StrictBool = False
+    accepting_new_patients: StrictBool | None = Field(examples=[True], description=UNKNOWN_FLAG)
+    telehealth: StrictBool | None = Field(default=False, description=UNKNOWN_FLAG)
     home_visits: StrictBool = False
     participations: list[ParticipationIn] = Field(default_factory=list, max_length=200)
 
@@ -172,8 +177,8 @@ class PracticeParticipationRead(ReadModel):
 
 class PracticeRead(ReadModel):
     id: int
-    accepting_new_patients: bool
-    telehealth: bool
+    accepting_new_patients: bool | None = Field(description=UNKNOWN_FLAG)
+    telehealth: bool | None = Field(description=UNKNOWN_FLAG)
     home_visits: bool
     location: LocationRead
     participations: list[PracticeParticipationRead]

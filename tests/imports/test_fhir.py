@@ -488,7 +488,7 @@ def test_roles_at_one_location_share_a_site() -> None:
             "PractitionerRole/b.extension:newpatients",
             "accepting new patients for Organization/net-a (Network net-a), not for "
             "Organization/net-b (Network net-b); the directory holds one value per practice, "
-            "so the practice at Location/loc is unknown: stored as not accepting (one already "
+            "so the practice at Location/loc is stored as unknown (one already "
             "in the directory keeps its value)",
         )
     ]
@@ -511,7 +511,7 @@ def test_networks_that_disagree_on_new_patients_are_a_warning() -> None:
             "PractitionerRole/role.extension:newpatients",
             "accepting new patients for Organization/net-a (Network net-a), not for "
             "Organization/net-b (Network net-b); the directory holds one value per practice, "
-            "so the practice at Location/loc is unknown: stored as not accepting (one already "
+            "so the practice at Location/loc is stored as unknown (one already "
             "in the directory keeps its value)",
         )
     ]

@@ -173,11 +173,11 @@ def test_networks_disagreeing_on_new_patients_are_reported_and_not_promised(
             "PractitionerRole/role.extension:newpatients",
             "accepting new patients for Organization/net-gold (Network net-gold), not for "
             "Organization/net-silver (Network net-silver); the directory holds one value per "
-            "practice, so the practice at Location/loc is unknown: stored as not accepting "
+            "practice, so the practice at Location/loc is stored as unknown "
             "(one already in the directory keeps its value)",
         )
     ]
-    assert db.scalars(select(Practice.accepting_new_patients)).all() == [False]
+    assert db.scalars(select(Practice.accepting_new_patients)).all() == [None]
 
 
 def test_accepting_patients_given_as_text_alone_is_stored(

@@ -30,6 +30,7 @@ from tests.imports.helpers import (
     roster_state,
     row,
 )
+from tests.imports.test_nppes import nppes_bytes, pt
 
 ROSTER_TABLES = ("therapists", "locations", "practices", "participations", "plans")
 
@@ -515,6 +516,47 @@ def test_coordinates_far_from_their_address_are_not_taken(
         make_npi(1),
         make_npi(2),
     }
+
+
+def test_flags_no_file_states_are_unknown_until_one_does(
+    client: TestClient, backend: Backend, tmp_path: Path
+) -> None:
+    """The national file says nothing of new patients or telehealth: neither is false."""
+    seeded = import_bytes(
+        backend.engine, tmp_path, nppes_bytes(pt(NPI=make_npi(1))), payer_id=None,
+        format=Format.NPPES,
+    )  # fmt: skip
+    assert seeded.succeeded, seeded.issues
+
+    def flags() -> tuple[bool | None, bool | None]:
+        found = client.get("/v1/therapists", params={"npi": make_npi(1)}).json()["items"][0]
+        practice = found["practices"][0]
+        return practice["accepting_new_patients"], practice["telehealth"]
+
+    def found_when(**filters: str) -> int:
+        params = {"zip": "06106", "radius": "5"} | filters
+        return int(client.get("/v1/search/therapists", params=params).json()["total"])
+
+    assert flags() == (None, None)
+    assert (found_when(), found_when(accepting_new_patients="true")) == (1, 0)
+    assert (found_when(accepting_new_patients="false"), found_when(telehealth="false")) == (0, 0)
+    menu = client.get(
+        "/v1/search/therapists",
+        params={"zip": "06106", "radius": "5", "facets": "accepting_new_patients"},
+    ).json()["facets"]["accepting_new_patients"]
+    assert sum(entry["count"] for entry in menu) == 0
+
+    hartford = {
+        "address_line1": "100 Main St", "address_line2": "Suite 2", "city": "Hartford",
+        "state": "CT", "zip": "06106", "latitude": "", "longitude": "",
+    }  # fmt: skip
+    stated = row(1, "loop", accepting_new_patients="yes", telehealth="", **hartford)
+    assert import_bytes(backend.engine, tmp_path, roster_csv([stated]), payer_id=None).succeeded
+    assert flags() == (True, None)
+    assert found_when(accepting_new_patients="true") == 1
+    silent = stated | {"accepting_new_patients": ""}
+    assert import_bytes(backend.engine, tmp_path, roster_csv([silent]), payer_id=None).succeeded
+    assert flags() == (True, None)  # saying nothing changes nothing
 
 
 def test_a_file_that_cannot_be_read_writes_nothing(

@@ -1316,8 +1316,8 @@ def _accepting(
     field = next(voice.field for voice in voices if voice.accepting is not voices[0].accepting)
     message = (
         f"accepting new patients for {through(True)}, not for {through(False)}; the directory "
-        f"holds one value per practice, so the practice at {key} is unknown: stored as not "
-        "accepting (one already in the directory keeps its value)"
+        f"holds one value per practice, so the practice at {key} is stored as unknown "
+        "(one already in the directory keeps its value)"
     )
     if Problem(field, message) not in warnings:
         warnings.append(Problem(field, message))
