@@ -137,6 +137,13 @@ class QueryTimeout(ProblemError):
     status, title, slug = 503, "Service Unavailable", "query-timeout"
 
 
+class DatabaseBusy(ProblemError):
+    """Another transaction holds what the request would write: a roster import holds the
+    rows it writes (on SQLite, the whole database) until its roster commits."""
+
+    status, title, slug = 503, "Service Unavailable", "busy"
+
+
 class InvalidInput(ProblemError):
     """422 naming each bad field; raised by services for checks that need the database."""
 
@@ -240,7 +247,7 @@ def register_error_handlers(app: FastAPI) -> None:
         return problem_response(error.problem(), {"Retry-After": "1"})
 
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if isinstance(exc, DataError):
             # A value the column cannot hold that validation let through: still the
             # client's input, so a 422 rather than a 500 (and logged, to tighten validation).
@@ -249,7 +256,18 @@ def register_error_handlers(app: FastAPI) -> None:
                 [], detail="a value is out of range or malformed for the directory's storage"
             )
             return problem_response(invalid.problem())
-        if getattr(exc.orig, "sqlstate", None) == _QUERY_CANCELED:
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        # A write's statements are small: one cancelled at the time limit waited for
+        # a lock, not for work, as a write that SQLite's busy timeout gave up on did.
+        if _is_lock_wait(exc, sqlstate) or (
+            sqlstate == _QUERY_CANCELED and request.method not in ("GET", "HEAD")
+        ):
+            busy = DatabaseBusy(
+                "Another write holds the records this request changes (a roster import "
+                "holds what it writes until it commits); retry after it has finished."
+            )
+            return problem_response(busy.problem(), {"Retry-After": "5"})
+        if sqlstate == _QUERY_CANCELED:
             timeout = QueryTimeout(
                 "The database took longer than this service allows for one request; "
                 "retry, or narrow the request (a smaller area, more filters)."
@@ -313,6 +331,17 @@ def publish_problems(openapi: dict[str, Any]) -> dict[str, Any]:
 
 
 _QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel request)
+
+
+# PostgreSQL: a deadlock (one side is cancelled) and a lock that could not be had.
+_LOCK_WAITS = frozenset({"40P01", "55P03"})
+
+
+def _is_lock_wait(exc: DBAPIError, sqlstate: str | None) -> bool:
+    if sqlstate in _LOCK_WAITS:
+        return True
+    # SQLite: its busy timeout passed while another connection held the write lock.
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

@@ -6,8 +6,10 @@ These run once, not per backend: each uses its own SQLite file through PTDIR_DAT
 import io
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,6 +301,35 @@ def test_serve_migrates_and_answers_on_its_port(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def test_an_import_waits_while_another_holds_the_sqlite_database(
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other import holds SQLite's only write lock until it commits: this one
+    says so and starts after it, instead of failing on "database is locked"."""
+    monkeypatch.setenv("PTDIR_IMPORT_DIR", str(tmp_path / "imports"))
+    get_settings.cache_clear()
+    assert run(capsys, "db", "upgrade")[0] == 0
+    with Session(engine) as session, session.begin():
+        session.add(Payer(name="Prairie Health"))
+    other = sqlite3.connect(str(tmp_path / "cli.sqlite3"), check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as a running import holds it
+    releaser = threading.Timer(6, other.rollback)  # past one busy timeout (5 s)
+    releaser.start()
+    try:
+        example = ROOT / "data" / "roster_example.csv"
+        code, out, err = run(capsys, "import", str(example), "--format", "csv", "--payer", "1")
+    finally:
+        releaser.join()
+        other.close()
+    assert code == 0, err
+    assert "waiting: another import is writing to this SQLite database" in err
+    assert "Import job 1: succeeded" in out
 
 
 def test_import_runs_a_roster_and_prints_a_summary(

@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from app.db import UTCDateTime
 
@@ -160,9 +160,12 @@ def _insert(
                     copy.set_types([types[name] for name in names])
                     for value in values:
                         copy.write_row(value)
-        except connection.dialect.loaded_dbapi.IntegrityError as error:
-            # As SQLAlchemy raises it for the statements it runs itself.
-            raise IntegrityError(statement, None, error) from error
+        except connection.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy raises it for the statements it runs itself
+            # (IntegrityError, OperationalError…).
+            raise DBAPIError.instance(
+                statement, None, error, connection.dialect.loaded_dbapi.Error
+            ) from error
         return
     statement = (
         f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names from the table's own metadata)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.imports import jobs
@@ -80,11 +81,11 @@ def import_file(
         dry_run=dry_run,
         on_error=on_error,
     )
-    with Session(engine) as session, session.begin():
-        job = jobs.create_job(
-            session, request=request, api_key_id=None, bytes_total=path.stat().st_size, claimed=True
-        )
-        job_id = job.id
+    try:
+        job_id = _created_in_turn(engine, request, path.stat().st_size, import_dir)
+    except KeyboardInterrupt:
+        print("interrupted before the import started; nothing was written", file=sys.stderr)
+        return 130
     bar = ProgressBar(path.stat().st_size)
     started = time.monotonic()
     try:
@@ -97,6 +98,38 @@ def import_file(
         bar.close()
     print_summary(outcome, job_id, time.monotonic() - started, out or sys.stdout)
     return 0 if outcome.succeeded else 1
+
+
+def _created_in_turn(engine: Engine, request: ImportRequest, size: int, import_dir: Path) -> int:
+    """The new job's id, once the database takes its row.
+
+    On SQLite a running import holds the only write lock until it commits, so the
+    row waits for it (each attempt for SQLite's busy timeout) and the imports take
+    turns, as the API's queue has them do.
+    """
+    waiting = False
+    while True:
+        try:
+            with Session(engine) as session, session.begin():
+                job = jobs.create_job(
+                    session,
+                    request=request,
+                    api_key_id=None,
+                    bytes_total=size,
+                    claimed_in=import_dir,
+                )
+                return job.id
+        except OperationalError as error:
+            if "database is locked" not in str(error.orig):
+                raise
+            if not waiting:
+                waiting = True
+                print(
+                    "waiting: another import is writing to this SQLite database; "
+                    "this one starts once it has finished",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def _check_arguments(

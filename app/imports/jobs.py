@@ -4,9 +4,11 @@ A job is claimed with `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite
 has one writer and ignores the clause), so any number of workers on any
 number of machines share the queue. A payer's jobs run in the order they
 arrived: a job is not claimed while an older one of the same payer is queued
-or running. While a worker runs a job it holds the job's lock (see
-`locking`); a `running` job whose lock is free lost its worker and is marked
-failed — its transaction never committed, so the previous roster stands.
+or running. A worker takes the job's lock (see `locking`) before its claim
+commits and holds it until the job's outcome is on the row, which an import
+writes in the transaction that commits its roster; a `running` job whose lock
+is free lost its worker and is marked failed — its transaction never
+committed, so the previous roster stands.
 """
 
 import contextlib
@@ -69,12 +71,21 @@ def _progress_file(import_dir: Path, job_id: int) -> Path:
     return import_dir / f"job-{job_id}.progress"
 
 
+# The locks of the jobs this process has claimed and not yet started: taken before
+# the claim commits (see locking.JobLock), handed to run_job.
+_held: dict[int, locking.JobLock] = {}
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_next(engine: Engine) -> int | None:
-    """Marks the oldest claimable job running and returns its id, or None."""
+def claim_next(engine: Engine, import_dir: Path) -> int | None:
+    """Marks the oldest claimable job running and returns its id, or None.
+
+    The job's lock is taken before the claim commits and held for `run_job`: a
+    recovery pass in another process never sees the job running with a free lock.
+    """
     earlier = aliased(ImportJob)
     claimable = (
         select(ImportJob.id)
@@ -90,25 +101,37 @@ def claim_next(engine: Engine) -> int | None:
         .with_for_update(skip_locked=True)
     )
     while True:
-        with Session(engine) as session, session.begin():
-            job_id = session.scalar(claimable)
-            if job_id is None:
-                return None
-            # SQLite has no row locks: two workers may pick the same job, and only the
-            # first UPDATE finds it still queued. The other looks again.
-            now = utcnow()
-            claimed = session.execute(
-                update(ImportJob)
-                .where(ImportJob.id == job_id, ImportJob.status == JobStatus.QUEUED)
-                .values(
-                    status=JobStatus.RUNNING,
-                    started_at=now,
-                    heartbeat_at=now,
-                    worker=worker_name(),
+        lock: locking.JobLock | None = None
+        try:
+            with Session(engine) as session, session.begin():
+                job_id = session.scalar(claimable)
+                if job_id is None:
+                    return None
+                lock = locking.JobLock(engine, job_id, import_dir)
+                if not lock.take():  # SQLite: another worker is claiming it
+                    continue
+                # SQLite has no row locks: two workers may pick the same job, and only
+                # the first UPDATE finds it still queued. The other looks again.
+                now = utcnow()
+                claimed = session.execute(
+                    update(ImportJob)
+                    .where(ImportJob.id == job_id, ImportJob.status == JobStatus.QUEUED)
+                    .values(
+                        status=JobStatus.RUNNING,
+                        started_at=now,
+                        heartbeat_at=now,
+                        worker=worker_name(),
+                    )
                 )
-            )
-            if claimed.rowcount:  # type: ignore[attr-defined]
-                return int(job_id)
+                if not claimed.rowcount:  # type: ignore[attr-defined]
+                    lock.release()
+                    continue
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        _held[job_id] = lock
+        return int(job_id)
 
 
 def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
@@ -159,7 +182,10 @@ def run_job(
     user's own files in place).
     """
     _yield_cpu_to_searches()
-    with locking.running(engine, job_id, import_dir):
+    lock = _held.pop(job_id, None) or locking.JobLock(engine, job_id, import_dir)
+    if not lock.held and not lock.take():
+        raise RuntimeError(f"import job {job_id} is already running in another process")
+    try:
         with Session(engine) as session:
             job = session.get_one(ImportJob, job_id)
             request = ImportRequest(
@@ -174,7 +200,15 @@ def run_job(
         _live[job_id] = LiveProgress(0, 0)
         reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)
         try:
-            outcome = run_import(engine, request, import_dir=import_dir, progress=reporter)
+            outcome = run_import(
+                engine,
+                request,
+                import_dir=import_dir,
+                progress=reporter,
+                # Recorded with the roster: a worker that dies right after the commit
+                # leaves the job saying what was written, not "nothing was".
+                before_commit=lambda session, done: _record(session, job_id, done),
+            )
         except KeyboardInterrupt:  # Ctrl-C at the command line: the transaction is rolled back
             finish(engine, job_id, None, message=INTERRUPTED)
             raise
@@ -193,8 +227,11 @@ def run_job(
             for path in (request.upload, request.plans_upload):
                 if path is not None and not keep_uploads:
                     path.unlink(missing_ok=True)
-        finish(engine, job_id, outcome)
+        if not outcome.committed:
+            finish(engine, job_id, outcome)
         return outcome
+    finally:
+        lock.release()
 
 
 def _yield_cpu_to_searches() -> None:
@@ -245,42 +282,57 @@ class _ProgressWriter:
 def finish(
     engine: Engine, job_id: int, outcome: Outcome | None, *, message: str | None = None
 ) -> None:
-    """Writes the outcome (status, counts, problems, timings) on the job."""
+    """Writes the outcome (status, counts, problems, timings) on a job still running.
+
+    A job that has finished keeps what it says: an import that committed recorded
+    its outcome in the same transaction, which a failure after it must not undo.
+    """
     with Session(engine) as session, session.begin():
-        job = session.get_one(ImportJob, job_id)
-        job.finished_at = utcnow()
-        if outcome is None:
-            job.status = JobStatus.FAILED
-            job.message = message
+        job = session.get_one(ImportJob, job_id, with_for_update=True)
+        if job.status != JobStatus.RUNNING:
             return
-        job.status = JobStatus.SUCCEEDED if outcome.succeeded else JobStatus.FAILED
-        job.message = outcome.message
-        job.records_done = outcome.records_done
-        job.bytes_done = job.bytes_total or 0
-        job.counts = outcome.counts.as_dict() | {
-            "skipped_by_reason": outcome.skipped,
-            "skipped_examples": {
-                reason: [asdict(example) for example in examples]
-                for reason, examples in outcome.skipped_examples.items()
-            },
-        }
-        job.error_count = outcome.error_count
-        job.warning_count = outcome.warning_count
-        if outcome.issues:
-            session.execute(
-                insert(ImportRecordError),
-                [
-                    {
-                        "job_id": job_id,
-                        "level": issue.level,
-                        "line": issue.line,
-                        "record_index": issue.record_index,
-                        "field": issue.field[:200] if issue.field else None,
-                        "message": issue.message,
-                    }
-                    for issue in outcome.issues
-                ],
-            )
+        _record(session, job_id, outcome, message=message)
+
+
+def _record(
+    session: Session, job_id: int, outcome: Outcome | None, *, message: str | None = None
+) -> None:
+    """Writes the outcome on the job in `session`; `message` alone for a job that failed
+    before it had one."""
+    job = session.get_one(ImportJob, job_id)
+    job.finished_at = utcnow()
+    if outcome is None:
+        job.status = JobStatus.FAILED
+        job.message = message
+        return
+    job.status = JobStatus.SUCCEEDED if outcome.succeeded else JobStatus.FAILED
+    job.message = outcome.message
+    job.records_done = outcome.records_done
+    job.bytes_done = job.bytes_total or 0
+    job.counts = outcome.counts.as_dict() | {
+        "skipped_by_reason": outcome.skipped,
+        "skipped_examples": {
+            reason: [asdict(example) for example in examples]
+            for reason, examples in outcome.skipped_examples.items()
+        },
+    }
+    job.error_count = outcome.error_count
+    job.warning_count = outcome.warning_count
+    if outcome.issues:
+        session.execute(
+            insert(ImportRecordError),
+            [
+                {
+                    "job_id": job_id,
+                    "level": issue.level,
+                    "line": issue.line,
+                    "record_index": issue.record_index,
+                    "field": issue.field[:200] if issue.field else None,
+                    "message": issue.message,
+                }
+                for issue in outcome.issues
+            ],
+        )
 
 
 class Worker:
@@ -306,7 +358,7 @@ class Worker:
         """Runs queued jobs until none is left; returns how many ran."""
         ran = 0
         while not self.stopping.is_set():
-            job_id = claim_next(self.engine)
+            job_id = claim_next(self.engine, self.import_dir)
             if job_id is None:
                 return ran
             try:
@@ -343,9 +395,11 @@ def create_job(
     request: ImportRequest,
     api_key_id: int | None,
     bytes_total: int,
-    claimed: bool = False,
+    claimed_in: Path | None = None,
 ) -> ImportJob:
-    """Queues an import of an upload already on disk (or, `claimed`, starts it here)."""
+    """Queues an import of an upload already on disk, or starts it in this process with
+    `claimed_in` (its import directory: the job's lock is taken before the row commits)."""
+    claimed = claimed_in is not None
     job = ImportJob(
         payer_id=request.payer_id,
         api_key_id=api_key_id,
@@ -367,6 +421,11 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    if claimed_in is not None:
+        lock = locking.JobLock(session.get_bind(), job.id, claimed_in)  # type: ignore[arg-type]
+        if not lock.take():
+            raise RuntimeError(f"import job {job.id} is already running in another process")
+        _held[job.id] = lock
     return job
 
 

@@ -10,10 +10,11 @@ releases by itself when a process dies (SIGKILL included):
   in different orders (a deadlock), each holding its locks until its roster
   commits. PostgreSQL: a transaction-level advisory lock. SQLite allows one
   writer at a time anyway: one lock file for the database.
-- *Is anyone still running this job?* The running worker holds a lock named
-  after the job: a session-level advisory lock on PostgreSQL (held on a
-  connection of its own), an `flock` on a file in the import directory on
-  SQLite. A `running` job whose lock can be taken has lost its worker.
+- *Is anyone still running this job?* The worker holds a lock named after the
+  job, from before its claim commits until the job's outcome is on its row: a
+  session-level advisory lock on PostgreSQL (held on a connection of its own),
+  an `flock` on a file in the import directory on SQLite. A `running` job whose
+  lock can be taken has lost its worker.
 """
 
 import fcntl
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 # Advisory lock namespaces (the first of the two 32-bit keys).
@@ -45,35 +46,62 @@ def import_turn(session: Session, import_dir: Path) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def running(engine: Engine, job_id: int, import_dir: Path) -> Iterator[None]:
-    """Marks this process as the one running the job for as long as the block lasts."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(
-                text("SELECT pg_advisory_lock(:space, :key)"),
-                {"space": _JOB_RUNNING, "key": job_id},
+class JobLock:
+    """The lock of a job's worker: taken before the job is marked running, released
+    once its outcome is on the row, so that a running job's lock is never free while
+    its worker lives (recovery would take it for abandoned)."""
+
+    def __init__(self, engine: Engine, job_id: int, import_dir: Path) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.path = import_dir / f"job-{job_id}.lock"
+        self._connection: Connection | None = None
+        self._descriptor: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._descriptor is not None
+
+    def take(self) -> bool:
+        """Takes the lock if no other process holds it; whether it did."""
+        if self.engine.dialect.name == "postgresql":
+            connection = self.engine.connect()
+            taken = connection.scalar(
+                text("SELECT pg_try_advisory_lock(:space, :key)"),
+                {"space": _JOB_RUNNING, "key": self.job_id},
             )
             connection.commit()
-            try:
-                yield
-            finally:
+            if not taken:
+                connection.close()
+                return False
+            self._connection = connection
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        self._descriptor = descriptor
+        return True
+
+    def release(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with connection:
                 connection.execute(
                     text("SELECT pg_advisory_unlock(:space, :key)"),
-                    {"space": _JOB_RUNNING, "key": job_id},
+                    {"space": _JOB_RUNNING, "key": self.job_id},
                 )
                 connection.commit()
-        return
-    path = import_dir / f"job-{job_id}.lock"
-    with _flock(path, wait=False) as held:
-        if not held:
-            raise RuntimeError(f"import job {job_id} is already running in another process")
-        try:
-            yield
-        finally:
+        if self._descriptor is not None:
+            descriptor, self._descriptor = self._descriptor, None
             # The job's outcome is on its row by now: whoever takes the lock after
             # this finds the job finished, not abandoned. (Else a file per job stays.)
-            path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
 
 
 def is_abandoned(engine: Engine, job_id: int, import_dir: Path) -> bool:

@@ -7,8 +7,10 @@ transaction is the safety net for the rest: a process killed half-way leaves
 the previous roster exactly as it was, because nothing was committed.
 """
 
+import contextlib
 import gc
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.imports import locking, reading
@@ -114,6 +116,9 @@ class _Report:
     # The first few records skipped for each reason, with the detail the reason
     # carries ("no physical-therapy specialty (Women's Health)"): where to look.
     skipped_examples: dict[str, list[SkippedExample]] = field(default_factory=dict)
+    # Set while reading a second file (QHP's plans.json beside providers.json): its
+    # lines and indexes are that file's, which each message then says.
+    other_file: str | None = None
 
     def skip(self, item: Skipped) -> None:
         reason = item.reason.split(" (")[0]
@@ -135,17 +140,28 @@ class _Report:
             else:
                 self.warnings += 1
             if len(self.issues) < MAX_STORED_ISSUES:
-                self.issues.append(
-                    Issue(level, line, index, problem.field or None, problem.message)
-                )
+                message = problem.message
+                if self.other_file is not None:
+                    message = f"{self.other_file}: {message}"
+                self.issues.append(Issue(level, line, index, problem.field or None, message))
+
+
+# Called with the import's session just before its roster commits, so that what
+# is recorded of it (the job's outcome) commits with it or not at all.
+BeforeCommit = Callable[[Session, Outcome], None]
 
 
 def run_import(
-    engine: Engine, request: ImportRequest, *, import_dir: Path, progress: Progress | None = None
+    engine: Engine,
+    request: ImportRequest,
+    *,
+    import_dir: Path,
+    progress: Progress | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> Outcome:
     """Reads the upload(s) and writes the roster; commits only a clean (or skip-mode) import."""
     with _fewer_collections():
-        return _run(engine, request, import_dir, progress)
+        return _run(engine, request, import_dir, progress, before_commit)
 
 
 _collections_lock = threading.Lock()
@@ -172,7 +188,11 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _run(
-    engine: Engine, request: ImportRequest, import_dir: Path, progress: Progress | None
+    engine: Engine,
+    request: ImportRequest,
+    import_dir: Path,
+    progress: Progress | None,
+    before_commit: BeforeCommit | None,
 ) -> Outcome:
     source = Source.NPPES if request.format is Format.NPPES else Source.IMPORT
     with Session(engine) as session, locking.import_turn(session, import_dir):
@@ -191,13 +211,17 @@ def _run(
             roster.abandon()
             session.rollback()
             return _outcome(False, _failure(error), roster.counts, report, committed=False)
-        except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
             # Imports take turns, but an API write may add the therapist or site a
-            # batch has just looked for, or remove one it refers to.
+            # batch has just looked for, remove one it refers to, or wait for rows
+            # the import holds while holding one the import waits for.
             roster.abandon()
             session.rollback()
+            message = _conflict(error)
+            if message is None:
+                raise
             logger.warning("an import met another writer's change: %s", error.orig)
-            return _outcome(False, _conflict(error), roster.counts, report, committed=False)
+            return _outcome(False, message, roster.counts, report, committed=False)
         except BaseException:
             roster.abandon()
             session.rollback()
@@ -217,10 +241,13 @@ def _run(
             session.rollback()
             message = "dry run: every record was checked and counted; nothing was written"
             return _outcome(True, message, counts, report, committed=False, done=done)
+        refused = f"; {counts.records_invalid} refused" if counts.records_invalid else ""
+        message = f"{counts.records_imported} record(s) imported{refused}"
+        outcome = _outcome(True, message, counts, report, committed=True, done=done)
+        if before_commit is not None:
+            before_commit(session, outcome)
         session.commit()
-    refused = f"; {counts.records_invalid} refused" if counts.records_invalid else ""
-    message = f"{counts.records_imported} record(s) imported{refused}"
-    return _outcome(True, message, counts, report, committed=True, done=done)
+    return outcome
 
 
 _EMPTY_REPLACE = (
@@ -260,17 +287,29 @@ def _page_cache(session: Session) -> Iterator[None]:
     try:
         yield
     finally:
-        driver.execute(f"PRAGMA cache_size = {int(size)}")
+        # Closed: SQLAlchemy drops a connection whose statement was interrupted
+        # (Ctrl-C), and with it the cache; what interrupted it must go on.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            driver.execute(f"PRAGMA cache_size = {int(size)}")
 
 
-def _conflict(error: IntegrityError) -> str:
-    diagnosis = getattr(error.orig, "diag", None)  # PostgreSQL names the constraint
-    constraint = getattr(diagnosis, "constraint_name", None) or str(error.orig)
+def _conflict(error: IntegrityError | OperationalError) -> str | None:
+    """What the import's failure says when another writer caused it; None otherwise."""
+    if isinstance(error, IntegrityError):
+        diagnosis = getattr(error.orig, "diag", None)  # PostgreSQL names the constraint
+        constraint = getattr(diagnosis, "constraint_name", None) or str(error.orig)
+        what = f"a record it was writing was added or removed meanwhile: {constraint}"
+    elif getattr(error.orig, "sqlstate", None) == _DEADLOCK:
+        what = "it and another write each waited for records the other held"
+    else:
+        return None
     return (
-        "the import stopped: another writer changed the directory while it ran (a record "
-        f"it was writing was added or removed meanwhile: {constraint}); nothing was written "
-        "and the previous roster is unchanged; send the file again"
+        f"the import stopped: another writer changed the directory while it ran ({what}); "
+        "nothing was written and the previous roster is unchanged; send the file again"
     )
+
+
+_DEADLOCK = "40P01"  # PostgreSQL cancels one of the two transactions
 
 
 def _failure(error: ImportFileError | reading.ReadingFailed) -> str:
@@ -289,7 +328,10 @@ def _read(
 ) -> int:
     vocab = vocabulary(session)
     with reading.open_upload(request.format, request.upload, request.plans_upload, vocab) as upload:
+        if request.plans_upload is not None:
+            report.other_file = "in the plans file"
         done = _feed(roster, report, upload.plans(), request, 0, None)
+        report.other_file = None
 
         def read_so_far(records: int) -> None:
             if progress is not None:

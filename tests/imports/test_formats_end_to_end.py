@@ -282,6 +282,30 @@ def test_a_plan_id_in_lower_case_or_of_a_cost_sharing_variant_is_its_plan_in_eve
     assert imported.counts.participations_created == 3
 
 
+def test_what_the_plans_file_beside_providers_json_says_is_said_to_be_its(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """Its lines are its own: a line number alone would point into providers.json."""
+    plans = json.dumps(
+        [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001-02",
+          "marketing_name": "Gold 80"}]
+    ).encode()  # fmt: skip
+    provider = _QHP_PROVIDER | {
+        "npi": make_npi(1), "name": {"first": "Ana", "last": "Ng"}, "addresses": [_ELM_ST],
+        "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001"}],
+        "gender": "Unknown",
+    }  # fmt: skip
+    outcome = import_bytes(
+        backend.engine, tmp_path, json.dumps([provider]).encode(), payer_id=add_payer(db),
+        format=Format.QHP, plans=plans,
+    )  # fmt: skip
+    assert outcome.succeeded, outcome.issues
+    assert [(issue.field, issue.message[:40]) for issue in outcome.issues] == [
+        ("plan_id", "in the plans file: 12345IL0010001-02 is "),
+        ("gender", "'Unknown' is not Male, Female or Other; "),
+    ]
+
+
 def test_a_list_the_parser_filters_is_named_without_an_index(
     db: Session, backend: Backend, tmp_path: Path
 ) -> None:

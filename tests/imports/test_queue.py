@@ -2,6 +2,7 @@
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -10,7 +11,7 @@ from app.imports import jobs
 from app.imports.formats import Format
 from app.imports.models import ImportJob, JobStatus
 from app.imports.roster import Mode
-from app.imports.service import ImportRequest
+from app.imports.service import ImportRequest, Outcome
 from app.networks.models import Payer
 from tests.conftest import Backend
 from tests.imports.helpers import roster_csv, roster_state, row
@@ -64,7 +65,7 @@ def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(
 
     def claim() -> None:
         barrier.wait()
-        claimed.append(jobs.claim_next(backend.engine))
+        claimed.append(jobs.claim_next(backend.engine, tmp_path))
 
     threads = [threading.Thread(target=claim) for _ in range(3)]
     for thread in threads:
@@ -75,10 +76,12 @@ def test_each_job_is_claimed_once_and_a_payers_jobs_in_order(
     assert sorted(job for job in claimed if job is not None) == [a1, b1]
     assert claimed.count(None) == 1
     assert status(backend, a2) is JobStatus.QUEUED
-    assert jobs.claim_next(backend.engine) is None  # a2 waits for a1 to finish
+    assert jobs.claim_next(backend.engine, tmp_path) is None  # a2 waits for a1 to finish
 
     jobs.run_job(backend.engine, a1, tmp_path)
-    assert jobs.claim_next(backend.engine) == a2
+    assert jobs.claim_next(backend.engine, tmp_path) == a2
+    for job_id in (b1, a2):  # claimed, never run: their locks (connections) go back
+        jobs._held.pop(job_id).release()
 
 
 def test_a_worker_runs_what_is_queued(own_database: Backend, tmp_path: Path) -> None:
@@ -126,9 +129,37 @@ def test_a_job_whose_worker_is_gone_fails_and_its_spooled_upload_goes(
     backend = own_database
     (payer_id,) = add_payers(backend, "Lakeshore Health")
     job_id = queue(backend, tmp_path, payer_id, roster_csv([row(1, "loop")]), "lost")
-    # Claimed by a worker that died before it took the job's lock.
-    assert jobs.claim_next(backend.engine) == job_id
+    # Claimed by a worker that died: its lock went with it.
+    assert jobs.claim_next(backend.engine, tmp_path) == job_id
+    assert jobs.recover_abandoned(backend.engine, tmp_path) == []  # alive: it holds the lock
+    jobs._held.pop(job_id).release()
     assert jobs.recover_abandoned(backend.engine, tmp_path) == [job_id]
     assert status(backend, job_id) is JobStatus.FAILED
     assert not list(tmp_path.glob("*.upload"))
     assert not list(tmp_path.glob("job-*.lock"))
+
+
+def test_a_worker_that_dies_once_the_roster_committed_leaves_the_job_saying_so(
+    own_database: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's outcome commits with the roster: not "nothing was written" after it."""
+    backend = own_database
+    (payer_id,) = add_payers(backend, "Lakeshore Health")
+    content = roster_csv([row(n, "loop", "Silver PPO", plan_type="commercial") for n in (1, 2)])
+    job_id = queue(backend, tmp_path, payer_id, content, "committed")
+    run_import = jobs.run_import
+
+    def dies_after_the_commit(*args: Any, **kwargs: Any) -> Outcome:
+        run_import(*args, **kwargs)
+        raise RuntimeError("the process ends here")
+
+    monkeypatch.setattr(jobs, "run_import", dies_after_the_commit)
+    assert jobs.claim_next(backend.engine, tmp_path) == job_id
+    with pytest.raises(RuntimeError, match="the process ends here"):
+        jobs.run_job(backend.engine, job_id, tmp_path)
+    assert jobs.recover_abandoned(backend.engine, tmp_path) == []
+    with Session(backend.engine) as session:
+        job = session.get_one(ImportJob, job_id)
+        assert (job.status, job.message) == (JobStatus.SUCCEEDED, "2 record(s) imported")
+        assert job.counts["therapists_created"] == 2
+    assert len(roster_state(backend.engine, payer_id)) == 2

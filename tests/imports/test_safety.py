@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Table, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.imports import jobs, locking, roster
+from app.imports import jobs, locking, roster, service
 from app.imports.models import ImportJob, JobStatus
 from app.imports.service import Progress
 from app.networks.models import Payer
@@ -301,6 +302,22 @@ def test_a_therapist_added_through_the_api_meanwhile_fails_the_import_saying_so(
         "and the previous roster is unchanged; send the file again"
     )
     assert roster_state(backend.engine, 1) == []
+
+
+def test_a_deadlock_with_another_writer_fails_the_import_saying_so() -> None:
+    """PostgreSQL cancels one of two transactions waiting for each other's rows; any
+    other operational failure (a lost connection) stays an internal error."""
+
+    class Cancelled(Exception):
+        sqlstate = "40P01"
+
+    deadlocked = service._conflict(OperationalError("UPDATE participations", None, Cancelled()))
+    assert deadlocked == (
+        "the import stopped: another writer changed the directory while it ran (it and "
+        "another write each waited for records the other held); nothing was written and "
+        "the previous roster is unchanged; send the file again"
+    )
+    assert service._conflict(OperationalError("SELECT 1", None, ConnectionError())) is None
 
 
 def wait_until_waiting_for_a_lock(backend: Backend) -> None:
