@@ -157,6 +157,7 @@ def recover_abandoned(engine: Engine, import_dir: Path) -> list[int]:
                 logger.warning("import job %s lost its worker; marked failed", job_id)
         if done.rowcount:  # type: ignore[attr-defined]
             _remove_spooled(uploads, import_dir)
+            _progress_file(import_dir, job_id).unlink(missing_ok=True)
     return failed
 
 
@@ -197,6 +198,11 @@ def run_job(
                 dry_run=job.dry_run,
                 on_error=OnError(job.on_error),
             )
+        missing = [p for p in (request.upload, request.plans_upload) if p and not p.is_file()]
+        if missing:
+            # A worker on another machine than the API that spooled it, without shared storage.
+            finish(engine, job_id, None, message=_missing_upload(missing[0]))
+            return Outcome.before_reading(_missing_upload(missing[0]))
         _live[job_id] = LiveProgress(0, 0)
         reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)
         try:
@@ -232,6 +238,14 @@ def run_job(
         return outcome
     finally:
         lock.release()
+
+
+def _missing_upload(path: Path) -> str:
+    return (
+        f"the upload is not where the API stored it ({path}): every worker must see the "
+        "API's PTDIR_IMPORT_DIR (shared storage across machines); nothing was written; "
+        "upload the file again"
+    )
 
 
 def _yield_cpu_to_searches() -> None:

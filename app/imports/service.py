@@ -92,6 +92,11 @@ class Outcome:
     records_done: int
     committed: bool
 
+    @classmethod
+    def before_reading(cls, message: str) -> "Outcome":
+        """An import that failed before it read a record."""
+        return cls(False, message, Counts(), {}, {}, [], 0, 0, 0, False)
+
 
 @dataclass(slots=True)
 class ImportRequest:

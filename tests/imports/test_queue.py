@@ -132,11 +132,33 @@ def test_a_job_whose_worker_is_gone_fails_and_its_spooled_upload_goes(
     # Claimed by a worker that died: its lock went with it.
     assert jobs.claim_next(backend.engine, tmp_path) == job_id
     assert jobs.recover_abandoned(backend.engine, tmp_path) == []  # alive: it holds the lock
+    (tmp_path / f"job-{job_id}.progress").write_text("4000 250000")  # as a SQLite worker's
     jobs._held.pop(job_id).release()
     assert jobs.recover_abandoned(backend.engine, tmp_path) == [job_id]
     assert status(backend, job_id) is JobStatus.FAILED
     assert not list(tmp_path.glob("*.upload"))
-    assert not list(tmp_path.glob("job-*.lock"))
+    assert not list(tmp_path.glob("job-*"))  # its lock and progress files too
+
+
+def test_a_job_whose_upload_this_worker_cannot_see_fails_saying_where_it_looked(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    """A worker on another machine than the API, without the shared import directory."""
+    backend = own_database
+    (payer_id,) = add_payers(backend, "Lakeshore Health")
+    job_id = queue(backend, tmp_path, payer_id, roster_csv([row(1, "loop")]), "elsewhere")
+    (tmp_path / "elsewhere.upload").unlink()
+    assert jobs.claim_next(backend.engine, tmp_path) == job_id
+    outcome = jobs.run_job(backend.engine, job_id, tmp_path)
+    assert not outcome.succeeded
+    with Session(backend.engine) as session:
+        job = session.get_one(ImportJob, job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.message == outcome.message
+    assert job.message.startswith(
+        f"the upload is not where the API stored it ({tmp_path / 'elsewhere.upload'}): "
+        "every worker must see the API's PTDIR_IMPORT_DIR"
+    )
 
 
 def test_a_worker_that_dies_once_the_roster_committed_leaves_the_job_saying_so(
