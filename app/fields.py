@@ -45,6 +45,13 @@ def is_valid_npi(value: str) -> bool:
 # file saved from one: 1659381234 → 1.65938E+09, 06103 → 6103.
 _SPREADSHEET_NUMBER = re.compile(r"^\d(?:\.\d+)?E\+?\d+$", re.IGNORECASE)
 _SPREADSHEET_HINT = "format the column as text"
+# And what a data tool (pandas, for one) writes of a column it read as numbers:
+# 1659381234 → 1659381234.0.
+_DECIMAL_NUMBER = re.compile(r"^\d+\.0+$")
+
+
+def _as_number(value: str) -> str:
+    return f"{value!r} is a number written with a decimal point ({_SPREADSHEET_HINT})"
 
 
 def _npi(value: str) -> str:
@@ -55,6 +62,8 @@ def _npi(value: str) -> str:
                 f"NPI must be exactly 10 digits; {value!r} is a number a spreadsheet "
                 f"rewrote ({_SPREADSHEET_HINT})"
             )
+        if _DECIMAL_NUMBER.match(value):
+            raise ValueError(f"NPI must be exactly 10 digits; {_as_number(value)}")
         raise ValueError("NPI must be exactly 10 digits")
     if not is_valid_npi(value):
         raise ValueError("NPI check digit is wrong (Luhn over 80840 + first nine digits)")
@@ -85,6 +94,10 @@ def _zip(value: str) -> str:
             raise ValueError(
                 f"ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789); {value.strip()!r} may "
                 f"have lost a leading zero to a spreadsheet ({_SPREADSHEET_HINT})"
+            )
+        if _DECIMAL_NUMBER.match(value.strip()):
+            raise ValueError(
+                f"ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789); {_as_number(value.strip())}"
             )
         raise ValueError("ZIP must be 5 digits or ZIP+4 (12345 or 12345-6789)")
     five, four = match.groups()

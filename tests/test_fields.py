@@ -80,6 +80,8 @@ def test_a_key_longer_than_its_column_stays_one_per_address() -> None:
         (normalise_npi, "1.659381234e9", "'1.659381234e9' is a number a spreadsheet rewrote"),
         (normalise_zip, "6103", "'6103' may have lost a leading zero to a spreadsheet"),
         (normalise_zip, "501", "'501' may have lost a leading zero to a spreadsheet"),
+        (normalise_npi, "1659381234.0", "'1659381234.0' is a number written with a decimal"),
+        (normalise_zip, "60606.0", "'60606.0' is a number written with a decimal point"),
     ],
 )
 def test_what_a_spreadsheet_did_to_a_number_is_named(
