@@ -765,6 +765,8 @@ class _Batch:
                 changes.get("longitude", current.longitude),
                 changes.get("facility_type", current.facility_type),
             )
+        if changed_rows and self.job.source is Source.NPPES:
+            changed_rows = self._nppes_fills_gaps(changed_rows, existing)
         ids = {key: row.id for key, row in existing.items()}
         if new_rows:
             new_ids = insert_new(self.session.connection(), table, new_rows)
@@ -789,6 +791,40 @@ class _Batch:
         changed_before = [row for row in changed_rows if row["_id"] <= ours]
         self.counts.locations_unchanged += len(listed_before) - len(changed_before)
         return ids
+
+    def _nppes_fills_gaps(
+        self, changed_rows: list[dict[str, Any]], existing: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The national file's changes to sites a payer's network lists, cut to what
+        the directory does not know yet.
+
+        A provider updates NPPES when they think of it; a payer verifies its directory
+        every 90 days (No Surprises Act). A monthly reload must not turn a phone that
+        payers confirmed back into the one the provider last filed. A site no network
+        lists has only the national file to go by, and takes its changes.
+        """
+        listed: set[int] = set()
+        for chunk in chunks([row["_id"] for row in changed_rows]):
+            listed.update(
+                self.session.scalars(
+                    select(Practice.location_id)
+                    .join(Participation, Participation.practice_id == Practice.id)
+                    .where(one_of(Practice.location_id, chunk, self.dialect))
+                )
+            )
+        current = {row.id: row for row in existing.values()}
+        kept = []
+        for row in changed_rows:
+            if row["_id"] in listed:
+                row = {
+                    name: value
+                    for name, value in row.items()
+                    if name not in _LOCATION_DETAILS or getattr(current[row["_id"]], name) is None
+                }
+                if set(row) <= {"_id", "updated_at"}:
+                    continue
+            kept.append(row)
+        return kept
 
     # Practices ----------------------------------------------------------------------
 

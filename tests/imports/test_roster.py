@@ -559,6 +559,46 @@ def test_flags_no_file_states_are_unknown_until_one_does(
     assert flags() == (True, None)  # saying nothing changes nothing
 
 
+def test_the_national_file_does_not_undo_what_payers_say_of_their_sites(
+    client: TestClient, db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """A monthly reload fills gaps at a site a network lists; a site none lists follows it."""
+    payer_id = add_payer(db, "Lakeshore Health")
+    hartford = {
+        "address_line1": "100 Main St", "address_line2": "Suite 2", "city": "Hartford",
+        "state": "CT", "zip": "06106", "latitude": "", "longitude": "",
+    }  # fmt: skip
+    listed = row(1, "loop", "Silver PPO", plan_type="commercial", phone="860-555-0100",
+                 **hartford)  # fmt: skip
+    assert import_bytes(backend.engine, tmp_path, roster_csv([listed]), payer_id=payer_id).succeeded
+    national = nppes_bytes(
+        pt(NPI=make_npi(1)),  # the payer's site: phone 8605550147, fax 8605550148
+        pt(NPI=make_npi(2), **{"Provider First Line Business Practice Location Address": "9 Elm St",
+                               "Provider Second Line Business Practice Location Address": ""}),
+    )  # fmt: skip
+    assert import_bytes(
+        backend.engine, tmp_path, national, payer_id=None, format=Format.NPPES
+    ).succeeded
+    reload = nppes_bytes(
+        pt(NPI=make_npi(1), **{"Provider Business Practice Location Address Telephone Number":
+                               "8605559999"}),
+        pt(NPI=make_npi(2), **{"Provider First Line Business Practice Location Address": "9 Elm St",
+                               "Provider Second Line Business Practice Location Address": "",
+                               "Provider Business Practice Location Address Telephone Number":
+                               "8605558888"}),
+    )  # fmt: skip
+    assert import_bytes(
+        backend.engine, tmp_path, reload, payer_id=None, format=Format.NPPES
+    ).succeeded
+
+    def site(seed: int) -> dict[str, Any]:
+        found = client.get("/v1/therapists", params={"npi": make_npi(seed)}).json()["items"][0]
+        return dict(found["practices"][0]["location"])
+
+    assert (site(1)["phone"], site(1)["fax"]) == ("8605550100", "8605550148")  # the gap filled
+    assert site(2)["phone"] == "8605558888"
+
+
 def test_a_file_that_cannot_be_read_writes_nothing(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
