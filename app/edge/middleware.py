@@ -3,14 +3,17 @@ on every search): the request id, security headers, metrics and the access log.
 
 It also answers a request whose handler raised with a 500 problem (no stack
 trace), so even that response carries its request id, and the error is logged
-with it.
+with it. As the outermost layer it sees every response, so it is also where an
+answer given before the request's body was read closes the connection.
 """
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.edge import request_id
@@ -27,6 +30,11 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_CLOSE = (b"connection", b"close")
+# nginx's status for a request whose client left before it was answered. It is only
+# counted and logged (nobody is there to receive it), and it is not a 5xx: alerts on
+# server errors must not fire because a client gave up on an upload.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class EdgeMiddleware:
@@ -46,17 +54,40 @@ class EdgeMiddleware:
         added = [(request_id.HEADER, rid.encode()), *_SECURITY_HEADERS]
         status = 500
         response_started = False
+        body_unread = _declares_body(scope["headers"])
+
+        async def receive_noting_the_end() -> Message:
+            nonlocal body_unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_unread = False
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message = {**message, "headers": [*message.get("headers", ()), *added]}
+                headers = [*message.get("headers", ()), *added]
+                if body_unread and _CLOSE not in headers:
+                    # Answered before the body was read (refused, or over a limit): the
+                    # server would otherwise read and discard the rest to reach the next
+                    # request on the connection, gigabytes for an upload. RFC 9112 §9.3:
+                    # read the whole body or close the connection after the response.
+                    headers.append(_CLOSE)
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(
+                scope, receive_noting_the_end if body_unread else receive, send_with_headers
+            )
+        except ClientDisconnect:
+            # The client left before it was answered, as when it abandons an upload: its
+            # doing, not an error of ours, and nobody is there to answer. (The upload's
+            # spool logs it, with how much it had received.)
+            if not response_started:
+                status = CLIENT_CLOSED_REQUEST
         except Exception:
             logger.exception("unhandled error")
             if not response_started:
@@ -84,3 +115,11 @@ class EdgeMiddleware:
             pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
             fields["search"] = coarse_search(dict(pairs), [name for name, _ in pairs])
         access.info("request", extra=fields)
+
+
+def _declares_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request has a body (RFC 9112 §6.3: chunked, or a non-zero length)."""
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value != b"0")
+        for name, value in headers
+    )

@@ -1,12 +1,16 @@
 """Receives an upload: streamed to a file in the import directory, never held in memory."""
 
+import logging
 import secrets
 from pathlib import Path
 
 import anyio
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from app.errors import PayloadTooLarge, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
 
 
 async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Path, int]:
@@ -14,7 +18,9 @@ async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Pat
 
     A declared Content-Length over the limit is refused before reading anything;
     a chunked body is refused as soon as it passes the limit, and what was
-    written so far is deleted.
+    written so far is deleted. (The edge closes the connection after either 413,
+    so the server does not read the rest.) A client that leaves midway raises
+    `ClientDisconnect`, once its partial file is deleted.
     """
     _require_the_file_itself(request)
     declared = request.headers.get("content-length")
@@ -30,9 +36,13 @@ async def spool(request: Request, import_dir: Path, max_bytes: int) -> tuple[Pat
             if size > max_bytes:
                 raise PayloadTooLarge(f"the file is over the import limit of {max_bytes} bytes")
             await handle.write(chunk)
-    except BaseException:
+    except BaseException as error:
         await handle.aclose()
         path.unlink(missing_ok=True)
+        if isinstance(error, ClientDisconnect):
+            # Routine for a large upload (a dropped link, a cancelled client), and nothing
+            # is left of it: a line for whoever wonders where it went, not an error.
+            logger.info("the client closed the connection after %d bytes of its upload", size)
         raise
     await handle.aclose()
     return path, size

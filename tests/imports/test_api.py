@@ -302,6 +302,9 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it(
     declared = upload(small_limit_client, payer_id, big, admin)
     assert declared.status_code == 413
     assert "2000 bytes" in declared.json()["detail"]
+    # Else the server would read the body it refused, to reuse the connection. (This
+    # client hands over a chunked body whole; test_upload_connection.py sends one.)
+    assert declared.headers["connection"] == "close"
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(big), 500):
@@ -315,3 +318,18 @@ def test_an_upload_over_the_limit_is_refused_without_reading_it(
     )
     assert chunked.status_code == 413
     assert set(import_dir.glob("*.upload")) - spooled_before == set()
+
+
+def test_an_upload_answered_before_its_body_is_read_closes_the_connection(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    # Else the server would read the rest to reach the next request: for a key that is
+    # refused, as much as the client cares to send.
+    payer_id = create_payer(client, admin, "Lakeshore Health")
+    roster = roster_csv([row(1, "loop")])
+    refused = upload(client, payer_id, roster, {"Authorization": "Bearer ptd_" + "x" * 40})
+    assert refused.status_code == 401
+    assert refused.headers["connection"] == "close"
+    accepted = upload(client, payer_id, roster, admin)
+    assert accepted.status_code == 202, accepted.text
+    assert "connection" not in accepted.headers, "a body read to its end keeps the connection"
