@@ -77,6 +77,19 @@ def us_state_codes() -> frozenset[str]:
         return frozenset(row["code"] for row in csv.DictReader(handle))
 
 
+@cache
+def _state_names() -> dict[str, str]:
+    """`ILLINOIS` → `IL`: a state's name, in capitals, to its USPS code."""
+    with (DATA_DIR / "us_states.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["name"].upper(): row["code"] for row in csv.DictReader(handle)}
+
+
+def _state_code_or_name(value: str) -> str:
+    """A USPS code, or the state's name as roster files also write it ("Illinois")."""
+    code = _state_names().get(" ".join(value.split()).upper())
+    return code if code is not None else _state(value)
+
+
 def _state(value: str) -> str:
     code = value.strip().upper()
     if code not in us_state_codes():
@@ -199,6 +212,6 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # The same checks for code that validates without a Pydantic model (roster imports):
 # each returns the normalised value or raises ValueError with the user-facing message.
 normalise_npi = _npi
-normalise_state = _state
+normalise_state = _state_code_or_name
 normalise_zip = _zip
 normalise_phone = _phone

@@ -4,7 +4,13 @@ from collections.abc import Callable
 
 import pytest
 
-from app.fields import is_valid_npi, normalise_npi, normalise_zip, npi_check_digit
+from app.fields import (
+    is_valid_npi,
+    normalise_npi,
+    normalise_state,
+    normalise_zip,
+    npi_check_digit,
+)
 from app.locations.address import ADDRESS_KEY_LENGTH, address_key
 
 
@@ -112,3 +118,17 @@ def test_other_malformed_numbers_get_no_spreadsheet_hint(
 )
 def test_a_zip_padded_with_0000_is_its_five_digits(written: str, stored: str) -> None:
     assert normalise_zip(written) == stored
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [("IL", "IL"), ("il", "IL"), ("Illinois", "IL"), ("NEW  YORK", "NY"),
+     ("District of Columbia", "DC"), ("Puerto Rico", "PR")],
+)  # fmt: skip
+def test_a_roster_may_name_a_state_or_give_its_code(written: str, code: str) -> None:
+    assert normalise_state(written) == code
+
+
+def test_a_name_that_is_no_state_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a US state"):
+        normalise_state("Ontario")
