@@ -340,3 +340,45 @@ def test_a_practices_flags_may_be_unknown_and_go_back_to_false_on_downgrade(
             connection.execute(text("UPDATE practices SET telehealth = NULL"))
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_flags_no_file_stated_become_unknown(
+    backend_name: str, fresh_database_url: Callable[[str], str]
+) -> None:
+    """What the national file seeded and no network lists never had its flags stated."""
+    engine = create_db_engine(fresh_database_url(backend_name))
+    flags = text(
+        "SELECT p.id, p.accepting_new_patients, p.telehealth, s.accepting_new_patients,"
+        " s.telehealth FROM practices p JOIN search_practices s ON s.practice_id = p.id"
+        " ORDER BY p.id"
+    )
+    try:
+        upgrade(engine, "0007")
+        _insert_records(engine)  # practice 5: an API therapist's, accepting, no telehealth
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO therapists (id, npi, first_name, last_name, first_name_key,"
+                    " last_name_key, credentials, source, created_at, updated_at) VALUES (4,"
+                    " '1255334207', 'Bo', 'Ng', 'bo', 'ng', '[]', 'nppes', CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO practices (id, therapist_id, location_id, accepting_new_patients,"
+                    " telehealth, home_visits, created_at, updated_at) VALUES (6, 4, 7, false,"
+                    " false, false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        with Session(engine) as session, session.begin():
+            projection.refresh(session, [3, 4])
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert [tuple(row) for row in connection.execute(flags)] == [
+                (5, True, False, True, False),
+                (6, None, None, None, None),
+            ]
+    finally:
+        engine.dispose()

@@ -108,8 +108,11 @@ def claim_next(engine: Engine, import_dir: Path) -> int | None:
                 if job_id is None:
                     return None
                 lock = locking.JobLock(engine, job_id, import_dir)
-                if not lock.take():  # SQLite: another worker is claiming it
-                    continue
+                if not lock.take():
+                    # SQLite: another worker is claiming it, and may wait for the write
+                    # lock while an import holds it. Look again at the next poll.
+                    lock = None
+                    return None
                 # SQLite has no row locks: two workers may pick the same job, and only
                 # the first UPDATE finds it still queued. The other looks again.
                 now = utcnow()

@@ -37,6 +37,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     select,
     update,
 )
@@ -178,7 +179,9 @@ class PlanCatalogue:
         key = spaced(record.key or "")
         name = spaced(record.name or record.hios_plan_id or record.key or "")
         hios = record.hios_plan_id.strip().upper() if record.hios_plan_id else None
-        if hios and (standard := standard_component(hios)) is not None:
+        standard = standard_component(hios) if hios else None
+        variant = standard is not None
+        if hios and standard:
             self.warnings.append(Problem("plan_id", variant_read_as(hios, standard)))
             name = standard if name.upper() == hios else name
             hios = standard
@@ -231,6 +234,8 @@ class PlanCatalogue:
             self.counts.plans_created += 1
         else:
             plan = self.session.get_one(Plan, plan_id)
+            if variant:  # one of several names of the plan's variants: the plan keeps its own
+                name = plan.name
             if (plan.name, plan.plan_type, plan.hios_plan_id) != (
                 name,
                 plan_type,
@@ -261,12 +266,12 @@ class PlanCatalogue:
                 found = len(problems)
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
-                elif is_hios_shaped(ref.key):
+                elif is_hios_shaped(hios := ref.key.upper()) or standard_component(hios):
+                    # In either case, or a cost-sharing variant's: declare() reads it as
+                    # its plan's, with a warning.
                     problems.extend(
                         Problem(name, p.message)
-                        for p in self.declare(
-                            PlanRecord(0, None, ref.key, ref.key, "marketplace", ref.key)
-                        )
+                        for p in self.declare(PlanRecord(0, None, hios, hios, "marketplace", hios))
                     )
                 else:
                     problems.append(
@@ -804,12 +809,19 @@ class _Batch:
         lists has only the national file to go by, and takes its changes.
         """
         listed: set[int] = set()
+        today = self.now.date()
         for chunk in chunks([row["_id"] for row in changed_rows]):
             listed.update(
                 self.session.scalars(
                     select(Practice.location_id)
                     .join(Participation, Participation.practice_id == Practice.id)
                     .where(one_of(Practice.location_id, chunk, self.dialect))
+                    .where(
+                        or_(
+                            Participation.effective_to.is_(None),
+                            Participation.effective_to >= today,
+                        )
+                    )
                 )
             )
         current = {row.id: row for row in existing.values()}

@@ -299,12 +299,18 @@ def _page_cache(session: Session) -> Iterator[None]:
 
 
 def _conflict(error: IntegrityError | OperationalError) -> str | None:
-    """What the import's failure says when another writer caused it; None otherwise."""
-    if isinstance(error, IntegrityError):
-        diagnosis = getattr(error.orig, "diag", None)  # PostgreSQL names the constraint
-        constraint = getattr(diagnosis, "constraint_name", None) or str(error.orig)
+    """What the import's failure says when another writer caused it; None otherwise.
+
+    Only PostgreSQL lets another writer in while an import runs (SQLite's write lock
+    keeps every other out), and only as a key taken, a referenced row removed or a
+    deadlock: any other violation is the import's own fault, an internal error.
+    """
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in _TAKEN_OR_REMOVED:
+        diagnosis = getattr(error.orig, "diag", None)
+        constraint = getattr(diagnosis, "constraint_name", None) or sqlstate
         what = f"a record it was writing was added or removed meanwhile: {constraint}"
-    elif getattr(error.orig, "sqlstate", None) == _DEADLOCK:
+    elif sqlstate == _DEADLOCK:
         what = "it and another write each waited for records the other held"
     else:
         return None
@@ -314,6 +320,7 @@ def _conflict(error: IntegrityError | OperationalError) -> str | None:
     )
 
 
+_TAKEN_OR_REMOVED = frozenset({"23505", "23503"})  # unique and foreign-key violations
 _DEADLOCK = "40P01"  # PostgreSQL cancels one of the two transactions
 
 

@@ -435,7 +435,8 @@ def _near_the_address(
             f"{name}.latitude",
             f"({latitude}, {longitude}) is {away:,.0f} km from "
             f"{f'ZIP {zip_code}' if by_zip else f'{city}, {state}'}; "
-            f"placed at the centre of the {'ZIP' if by_zip else 'city'} instead",
+            f"not taken: a new site is placed at the centre of the {'ZIP' if by_zip else 'city'}, "
+            "one already in the directory keeps its position",
         )
     )
     return place.latitude, place.longitude, place.precision

@@ -7,7 +7,10 @@ search for either value still matches only practices whose value is known.
 
 Removing a NOT NULL leaves every stored row valid, so on SQLite the column
 definitions are rewritten in place instead of rebuilding `practices` and
-`search_practices`. Downgrading stores an unknown flag as false, as before.
+`search_practices`. The practices the national file seeded and no network
+lists, whose false flags no file stated, become unknown (a payer that listed
+one in a plan may have said "not accepting": those keep their value).
+Downgrading stores an unknown flag as false, as before.
 
 Revision ID: 0008
 Revises: 0007
@@ -45,13 +48,28 @@ def _rewrite(pattern: re.Pattern[str], replacement: str) -> None:
     rewrite_table_definitions(bind, lambda sql: pattern.sub(replacement, sql), _TABLES)
 
 
+# Practices of therapists that only the national file (no payer's network) has.
+_SEEDED_ONLY = """
+    therapist_id IN (SELECT id FROM therapists WHERE source = 'nppes')
+    AND NOT EXISTS (SELECT 1 FROM participations WHERE practice_id = practices.id)
+"""
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rewrite(_REQUIRED, r"\1 BOOLEAN")
-        return
-    for table in _TABLES:
-        for column in _COLUMNS:
-            op.alter_column(table, column, existing_type=sa.Boolean(), nullable=True)
+    else:
+        for table in _TABLES:
+            for column in _COLUMNS:
+                op.alter_column(table, column, existing_type=sa.Boolean(), nullable=True)
+    for column in _COLUMNS:
+        op.execute(
+            f"UPDATE practices SET {column} = NULL WHERE {column} = false AND {_SEEDED_ONLY}"
+        )
+        op.execute(
+            f"UPDATE search_practices SET {column} = NULL WHERE {column} = false AND practice_id IN"
+            f" (SELECT id FROM practices WHERE {column} IS NULL)"
+        )
 
 
 def downgrade() -> None:

@@ -252,34 +252,38 @@ def test_a_plan_id_in_lower_case_or_of_a_cost_sharing_variant_is_its_plan_in_eve
     payer_id = add_payer(db)
     plans = json.dumps(
         [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001-02",
-          "marketing_name": "Gold 80"}]
+          "marketing_name": "Gold 80"},
+         {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001-03",
+          "marketing_name": "Gold 80 Silver CSR 73"}]
     ).encode()  # fmt: skip
     declared = import_bytes(
         backend.engine, tmp_path, plans, payer_id=payer_id, format=Format.QHP_PLANS
     )
     assert declared.succeeded, declared.issues
-    assert [(issue.line, issue.field, issue.message) for issue in declared.issues] == [
+    assert [(issue.field, issue.message) for issue in declared.issues] == [
         (
-            1,
             "plan_id",
-            "12345IL0010001-02 is a cost-sharing variant of plan 12345IL0010001; "
+            f"12345IL0010001-0{n} is a cost-sharing variant of plan 12345IL0010001; "
             "read as 12345IL0010001",
         )
+        for n in (2, 3)
     ]
     template = roster_csv(
         [
             row(1, "loop", "12345il0010001"),  # the plan declared above, in lower case
             row(2, "loop", "12345IL0010001-03"),  # another of its variants
             row(3, "loop", "54321il0010001", plan_type="marketplace"),  # declared here
+            row(4, "loop", "67890il0010001"),  # no payer has it yet: a new Marketplace plan
         ]
     )
     imported = import_bytes(backend.engine, tmp_path, template, payer_id=payer_id, mode=Mode.MERGE)
     assert imported.succeeded, imported.issues
     assert db.execute(select(Plan.name, Plan.hios_plan_id).order_by(Plan.id)).all() == [
-        ("Gold 80", "12345IL0010001"),
+        ("Gold 80", "12345IL0010001"),  # its variants' names do not rename it
         ("54321IL0010001", "54321IL0010001"),
+        ("67890IL0010001", "67890IL0010001"),
     ]
-    assert imported.counts.participations_created == 3
+    assert imported.counts.participations_created == 4
 
 
 def test_what_the_plans_file_beside_providers_json_says_is_said_to_be_its(

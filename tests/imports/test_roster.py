@@ -495,8 +495,9 @@ def test_coordinates_far_from_their_address_are_not_taken(
         (
             "warning",
             "latitude",
-            "line 3: (34.0522, -118.2437) is 2,804 km from ZIP 60603; "
-            "placed at the centre of the ZIP instead",
+            "line 3: (34.0522, -118.2437) is 2,804 km from ZIP 60603; not taken: a new "
+            "site is placed at the centre of the ZIP, one already in the directory keeps "
+            "its position",
         ),
     ]
 
@@ -562,7 +563,8 @@ def test_flags_no_file_states_are_unknown_until_one_does(
 def test_the_national_file_does_not_undo_what_payers_say_of_their_sites(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
-    """A monthly reload fills gaps at a site a network lists; a site none lists follows it."""
+    """A monthly reload fills gaps at a site a network lists; a site none lists (any
+    more) follows it."""
     payer_id = add_payer(db, "Lakeshore Health")
     hartford = {
         "address_line1": "100 Main St", "address_line2": "Suite 2", "city": "Hartford",
@@ -570,7 +572,12 @@ def test_the_national_file_does_not_undo_what_payers_say_of_their_sites(
     }  # fmt: skip
     listed = row(1, "loop", "Silver PPO", plan_type="commercial", phone="860-555-0100",
                  **hartford)  # fmt: skip
-    assert import_bytes(backend.engine, tmp_path, roster_csv([listed]), payer_id=payer_id).succeeded
+    # A site the payer's network listed until 2020: no network lists it now.
+    elm = hartford | {"address_line1": "9 Elm St", "address_line2": ""}
+    ended = row(2, "loop", "Silver PPO", phone="860-555-0200", effective_from="2019-01-01",
+                effective_to="2020-12-31", **elm)  # fmt: skip
+    rows = roster_csv([listed, ended])
+    assert import_bytes(backend.engine, tmp_path, rows, payer_id=payer_id).succeeded
     national = nppes_bytes(
         pt(NPI=make_npi(1)),  # the payer's site: phone 8605550147, fax 8605550148
         pt(NPI=make_npi(2), **{"Provider First Line Business Practice Location Address": "9 Elm St",
