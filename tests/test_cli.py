@@ -13,10 +13,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Engine, event, func, inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
@@ -24,7 +26,12 @@ from app.auth.models import ApiKey, Role
 from app.cli import main
 from app.config import get_settings
 from app.db import create_db_engine
+from app.imports import console, jobs
 from app.imports.console import ProgressBar
+from app.imports.formats import Format
+from app.imports.roster import Mode
+from app.imports.service import ImportRequest
+from app.migrate import prepare_database
 from app.networks.models import Payer
 from app.search.models import SearchPractice
 
@@ -407,3 +414,35 @@ def test_progress_in_a_log_is_plain_lines_and_on_a_terminal_one_redrawn_bar() ->
     assert len(log.getvalue().splitlines()) == 1
     assert terminal.getvalue().startswith("\r[###")
     assert terminal.getvalue().endswith("\n")
+
+
+def test_a_job_row_that_did_not_commit_lets_go_of_its_lock(
+    database_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next attempt takes the same id (SQLite reuses it) and its lock."""
+    prepare_database(engine)
+    create_job = jobs.create_job
+    attempts: list[int] = []
+
+    def locked_the_first_time(session: Session, **arguments: Any) -> Any:
+        job = create_job(session, **arguments)
+        attempts.append(job.id)
+        if len(attempts) == 1:  # the row's commit fails, as on a busy database
+
+            def refuse(_session: Session) -> None:
+                locked = sqlite3.OperationalError("database is locked")
+                raise OperationalError("COMMIT", None, locked)
+
+            event.listen(session, "before_commit", refuse, once=True)
+        return job
+
+    monkeypatch.setattr(jobs, "create_job", locked_the_first_time)
+    request = ImportRequest(
+        format=Format.CSV,
+        mode=Mode.MERGE,
+        payer_id=None,
+        upload=ROOT / "data" / "roster_example.csv",
+    )
+    job_id = console._created_in_turn(engine, request, 1, tmp_path)
+    assert attempts == [job_id, job_id]
+    jobs.release_claim(job_id)

@@ -109,6 +109,7 @@ def _created_in_turn(engine: Engine, request: ImportRequest, size: int, import_d
     """
     waiting = False
     while True:
+        job_id = None
         try:
             with Session(engine) as session, session.begin():
                 job = jobs.create_job(
@@ -118,9 +119,14 @@ def _created_in_turn(engine: Engine, request: ImportRequest, size: int, import_d
                     bytes_total=size,
                     claimed_in=import_dir,
                 )
-                return job.id
-        except OperationalError as error:
-            if "database is locked" not in str(error.orig):
+                job_id = job.id
+            return job_id
+        except BaseException as error:
+            if job_id is not None:  # its row did not commit: the id is free again
+                jobs.release_claim(job_id)
+            if not (
+                isinstance(error, OperationalError) and "database is locked" in str(error.orig)
+            ):
                 raise
             if not waiting:
                 waiting = True

@@ -76,6 +76,13 @@ def _progress_file(import_dir: Path, job_id: int) -> Path:
 _held: dict[int, locking.JobLock] = {}
 
 
+def release_claim(job_id: int) -> None:
+    """Lets go of a claimed job's lock, when the claim itself did not commit."""
+    lock = _held.pop(job_id, None)
+    if lock is not None:
+        lock.release()
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -205,6 +212,8 @@ def run_job(
         if missing:
             # A worker on another machine than the API that spooled it, without shared storage.
             finish(engine, job_id, None, message=_missing_upload(missing[0]))
+            if not keep_uploads:  # the other of a pair, which this worker does see
+                _remove_spooled([str(request.upload), str(request.plans_upload)], import_dir)
             return Outcome.before_reading(_missing_upload(missing[0]))
         _live[job_id] = LiveProgress(0, 0)
         reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)

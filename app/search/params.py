@@ -252,10 +252,20 @@ def get_search_query(
         ),
     ] = None,
     accepting_new_patients: Annotated[
-        bool | None, Query(description="The practice accepts new patients", examples=[True])
+        bool | None,
+        Query(
+            description="The practice accepts new patients (true) or not (false); one whose "
+            "flag is not known matches neither",
+            examples=[True],
+        ),
     ] = None,
     telehealth: Annotated[
-        bool | None, Query(description="The practice offers telehealth", examples=[True])
+        bool | None,
+        Query(
+            description="The practice offers telehealth (true) or not (false); one whose "
+            "flag is not known matches neither",
+            examples=[True],
+        ),
     ] = None,
     language: Annotated[
         list[str] | None,

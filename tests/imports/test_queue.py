@@ -185,3 +185,21 @@ def test_a_worker_that_dies_once_the_roster_committed_leaves_the_job_saying_so(
         assert (job.status, job.message) == (JobStatus.SUCCEEDED, "2 record(s) imported")
         assert job.counts["therapists_created"] == 2
     assert len(roster_state(backend.engine, payer_id)) == 2
+
+
+def test_an_upload_whose_pair_is_missing_is_not_left_behind(
+    own_database: Backend, tmp_path: Path
+) -> None:
+    backend = own_database
+    (payer_id,) = add_payers(backend, "Lakeshore Health")
+    providers, plans = tmp_path / "providers.upload", tmp_path / "plans.upload"
+    providers.write_bytes(b"[]")
+    request = ImportRequest(
+        format=Format.QHP, mode=Mode.REPLACE, payer_id=payer_id, upload=providers,
+        plans_upload=plans,
+    )  # fmt: skip
+    with Session(backend.engine) as session, session.begin():
+        job_id = jobs.create_job(session, request=request, api_key_id=None, bytes_total=2).id
+    assert jobs.claim_next(backend.engine, tmp_path) == job_id
+    assert not jobs.run_job(backend.engine, job_id, tmp_path).succeeded
+    assert not providers.exists()
