@@ -61,7 +61,8 @@ COLUMNS: tuple[str, ...] = (
     "verified_at",
 )
 # A required column must be in the header; its cells may still be empty, and the
-# import then refuses the record with the same message every format gets.
+# import then refuses the record with the same message every format gets (but an
+# empty accepting_new_patients, which says the flag is not known).
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "npi",
     "first_name",
