@@ -107,19 +107,21 @@ def claim_next(engine: Engine, import_dir: Path) -> int | None:
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+    taken_by_others: list[int] = []
     while True:
         lock: locking.JobLock | None = None
         try:
             with Session(engine) as session, session.begin():
-                job_id = session.scalar(claimable)
+                job_id = session.scalar(claimable.where(ImportJob.id.not_in(taken_by_others)))
                 if job_id is None:
                     return None
                 lock = locking.JobLock(engine, job_id, import_dir)
                 if not lock.take():
-                    # SQLite: another worker is claiming it, and may wait for the write
-                    # lock while an import holds it. Look again at the next poll.
+                    # SQLite: another worker is claiming it (and may wait for the write
+                    # lock while an import holds it): look past it, not at it again.
+                    taken_by_others.append(job_id)
                     lock = None
-                    return None
+                    continue
                 # SQLite has no row locks: two workers may pick the same job, and only
                 # the first UPDATE finds it still queued. The other looks again.
                 now = utcnow()
