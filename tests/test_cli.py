@@ -326,7 +326,8 @@ def test_an_import_waits_while_another_holds_the_sqlite_database(
         session.add(Payer(name="Prairie Health"))
     other = sqlite3.connect(str(tmp_path / "cli.sqlite3"), check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # as a running import holds it
-    releaser = threading.Timer(6, other.rollback)  # past one busy timeout (5 s)
+    # Past one busy timeout (5 s) after the command reaches its first attempt.
+    releaser = threading.Timer(8, other.rollback)
     releaser.start()
     try:
         example = ROOT / "data" / "roster_example.csv"
