@@ -171,6 +171,14 @@ class PlanCatalogue:
             return self.by_key.get(standard)  # a cost-sharing variant is in its plan's network
         return found
 
+    def _as_variant(self, key: str) -> bool:
+        """Whether `key` is found only as a cost-sharing variant of a plan's id."""
+        return (
+            self.by_key.get(key.upper()) is None
+            and self.by_key.get(key.casefold()) is None
+            and standard_component(key.upper()) is not None
+        )
+
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
         self.settle()
@@ -261,6 +269,13 @@ class PlanCatalogue:
         for i, site in enumerate(provider.sites):
             for j, ref in enumerate(site.plans):
                 if self.lookup(ref.key) is not None:
+                    if self._as_variant(ref.key):
+                        variant = ref.key.upper()
+                        message = variant_read_as(variant, standard_component(variant) or "")
+                        if ref.line is not None:
+                            message = f"line {ref.line}: {message}"
+                        where = names.of_plan(f"sites[{i}].", j, "plan", ref)
+                        self.warnings.append(Problem(where, message))
                     continue
                 name = names.of_plan(f"sites[{i}].", j, "plan", ref)
                 found = len(problems)

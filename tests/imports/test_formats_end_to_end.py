@@ -284,6 +284,13 @@ def test_a_plan_id_in_lower_case_or_of_a_cost_sharing_variant_is_its_plan_in_eve
         ("67890IL0010001", "67890IL0010001"),
     ]
     assert imported.counts.participations_created == 4
+    assert [(issue.field, issue.message) for issue in imported.issues] == [
+        (
+            "plan",
+            "line 3: 12345IL0010001-03 is a cost-sharing variant of plan 12345IL0010001; "
+            "read as 12345IL0010001",
+        )
+    ]
 
 
 def test_what_the_plans_file_beside_providers_json_says_is_said_to_be_its(
