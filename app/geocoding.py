@@ -155,6 +155,33 @@ def city_centroid(city: str, state: str) -> CityPlace | None:
 
 UNPLACEABLE = "unknown ZIP code and city: the address cannot be placed without coordinates"
 
+# Coordinates farther than this from both the ZIP's and the city's centre are
+# another place's: the largest ZIP areas reach about 100 km from their centres.
+# Swapped columns and a neighbouring record's values are the usual causes; such a
+# practice would be missing from searches around its own address.
+FARTHEST_KM = 200.0
+
+
+def is_far_from(
+    latitude: float, longitude: float, zip_code: str | None, city: str | None, state: str | None
+) -> bool:
+    """Whether a point lies farther than FARTHEST_KM from both the address's ZIP's and
+    city's centres (False when the table knows neither)."""
+    from app.search.geo import haversine_km_py  # the search's own distance
+
+    centres = [
+        place
+        for place in (
+            zip_centroid(zip_code) if zip_code else None,
+            city_centroid(city, state) if city and state else None,
+        )
+        if place is not None
+    ]
+    return bool(centres) and all(
+        haversine_km_py(latitude, longitude, place.latitude, place.longitude) > FARTHEST_KM
+        for place in centres
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Placement:

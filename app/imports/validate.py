@@ -18,7 +18,7 @@ from app.fields import (
     normalise_state,
     normalise_zip,
 )
-from app.geocoding import UNPLACEABLE, city_centroid, place_address, zip_centroid
+from app.geocoding import UNPLACEABLE, is_far_from, place_address
 from app.imports.languages import language_codes
 from app.imports.records import (
     INTERNAL_NAMES,
@@ -384,13 +384,6 @@ def _position(
     return place.latitude, place.longitude, place.precision
 
 
-# Coordinates farther than this from both the ZIP's and the city's centre are
-# another place's: the largest ZIP areas reach about 100 km from their centres.
-# Swapped columns and a neighbouring record's values are the usual causes; such a
-# practice would be missing from searches around its own address.
-_FARTHEST_KM = 200.0
-
-
 def _near_the_address(
     check: _Checker,
     name: str,
@@ -402,21 +395,9 @@ def _near_the_address(
 ) -> tuple[float, float, GeocodePrecision]:
     """The coordinates given, unless they lie far from the address they belong to."""
     provided = latitude, longitude, GeocodePrecision.PROVIDED
-    centres = [
-        (place.latitude, place.longitude)
-        for place in (
-            zip_centroid(zip_code) if zip_code else None,
-            city_centroid(city, state) if city and state else None,
-        )
-        if place is not None
-    ]
-
-    def near(lat: float, lon: float) -> bool:
-        return any(haversine_km_py(lat, lon, *centre) <= _FARTHEST_KM for centre in centres)
-
-    if not centres or near(latitude, longitude):
+    if not is_far_from(latitude, longitude, zip_code, city, state):
         return provided
-    if -90 <= longitude <= 90 and near(longitude, latitude):
+    if -90 <= longitude <= 90 and not is_far_from(longitude, latitude, zip_code, city, state):
         check.warnings.append(
             Problem(
                 f"{name}.latitude",
