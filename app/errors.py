@@ -338,10 +338,12 @@ _LOCK_WAITS = frozenset({"40P01", "55P03"})
 
 
 def _is_lock_wait(exc: DBAPIError, sqlstate: str | None) -> bool:
-    if sqlstate in _LOCK_WAITS:
-        return True
-    # SQLite: its busy timeout passed while another connection held the write lock.
-    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+    return sqlstate in _LOCK_WAITS or is_sqlite_busy(exc)
+
+
+def is_sqlite_busy(error: BaseException) -> bool:
+    """SQLite's busy timeout passed while another connection held the write lock."""
+    return isinstance(error, OperationalError) and "database is locked" in str(error.orig)
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

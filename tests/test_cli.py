@@ -310,20 +310,28 @@ def test_serve_migrates_and_answers_on_its_port(tmp_path: Path) -> None:
                 process.wait(timeout=10)
 
 
-def test_an_import_waits_while_another_holds_the_sqlite_database(
+@pytest.fixture
+def payer_to_import_for(
     capsys: pytest.CaptureFixture[str],
     database_url: str,
     engine: Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The other import holds SQLite's only write lock until it commits: this one
-    says so and starts after it, instead of failing on "database is locked"."""
+    """A migrated database with payer 1, and an import directory of the test's own."""
     monkeypatch.setenv("PTDIR_IMPORT_DIR", str(tmp_path / "imports"))
     get_settings.cache_clear()
     assert run(capsys, "db", "upgrade")[0] == 0
     with Session(engine) as session, session.begin():
         session.add(Payer(name="Prairie Health"))
+
+
+@pytest.mark.usefixtures("payer_to_import_for")
+def test_an_import_waits_while_another_holds_the_sqlite_database(
+    capsys: pytest.CaptureFixture[str], engine: Engine, tmp_path: Path
+) -> None:
+    """The other import holds SQLite's only write lock until it commits: this one
+    says so and starts after it, instead of failing on "database is locked"."""
     other = sqlite3.connect(str(tmp_path / "cli.sqlite3"), check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # as a running import holds it
     # Past one busy timeout (5 s) after the command reaches its first attempt.
@@ -340,18 +348,10 @@ def test_an_import_waits_while_another_holds_the_sqlite_database(
     assert "Import job 1: succeeded" in out
 
 
+@pytest.mark.usefixtures("payer_to_import_for")
 def test_import_runs_a_roster_and_prints_a_summary(
-    capsys: pytest.CaptureFixture[str],
-    database_url: str,
-    engine: Engine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], engine: Engine, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PTDIR_IMPORT_DIR", str(tmp_path / "imports"))
-    get_settings.cache_clear()
-    assert run(capsys, "db", "upgrade")[0] == 0
-    with Session(engine) as session, session.begin():
-        session.add(Payer(name="Prairie Health"))
     example = ROOT / "data" / "roster_example.csv"
 
     code, out, err = run(capsys, "import", str(example), "--format", "csv", "--payer", "1")

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.errors import is_sqlite_busy
 from app.imports import jobs
 from app.imports.formats import PAYER_FORMATS, Format, check_file
 from app.imports.records import ImportFileError
@@ -124,9 +124,7 @@ def _created_in_turn(engine: Engine, request: ImportRequest, size: int, import_d
         except BaseException as error:
             if job_id is not None:  # its row did not commit: the id is free again
                 jobs.release_claim(job_id)
-            if not (
-                isinstance(error, OperationalError) and "database is locked" in str(error.orig)
-            ):
+            if not is_sqlite_busy(error):
                 raise
             if not waiting:
                 waiting = True
