@@ -150,6 +150,9 @@ class PlanCatalogue:
         self.hios: dict[int, str | None] = {}  # plan id → its HIOS id
         # What a declaration changed that the file did not say: the caller reports them.
         self.warnings: list[Problem] = []
+        # Declarations refused, by key: where, and the first problem. A record naming
+        # one is told why the plan is missing, not that the file never declared it.
+        self.refused: dict[str, tuple[int | None, Problem]] = {}
         if payer_id is None:
             return
         rows = session.execute(
@@ -181,6 +184,15 @@ class PlanCatalogue:
 
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
+        problems = self._declare(record)
+        key = spaced(record.key or "").casefold()
+        if problems:
+            self.refused.setdefault(key, (record.line, problems[0]))
+        else:
+            self.refused.pop(key, None)
+        return problems
+
+    def _declare(self, record: PlanRecord) -> list[Problem]:
         self.settle()
         if self.payer_id is None:
             return [Problem("plan", "this import has no payer, so it cannot declare plans")]
@@ -281,6 +293,11 @@ class PlanCatalogue:
                 found = len(problems)
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
+                elif (refused := self.refused.get(spaced(ref.key).casefold())) is not None:
+                    line, why = refused
+                    where = "" if line in (None, ref.line) else f" at line {line}"
+                    message = f"plan {ref.key!r} is not imported: its declaration{where} was "
+                    problems.append(Problem(name, f"{message}refused ({why.field}: {why.message})"))
                 elif is_hios_shaped(hios := ref.key.upper()) or standard_component(hios):
                     # In either case, or a cost-sharing variant's: declare() reads it as
                     # its plan's, with a warning.

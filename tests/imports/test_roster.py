@@ -284,6 +284,32 @@ def test_a_plan_a_template_row_cannot_declare_refuses_its_therapist_counted_once
     assert {(issue.line, issue.record_index) for issue in outcome.issues} == {(3, 1)}
 
 
+def test_a_row_naming_a_plan_whose_declaration_was_refused_says_so(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    ours = add_payer(db, "Lakeshore Health")
+    rows = [
+        row(1, "loop", "Silver PPO", plan_type="bogus"),
+        row(2, "loop", "12345IL0010009", plan_type="bogus"),
+        row(3, "lakeview", "Gold PPO", plan_type="commercial"),
+    ]
+    outcome = import_bytes(
+        backend.engine, tmp_path, roster_csv(rows), payer_id=ours, on_error=OnError.SKIP
+    )
+    assert outcome.succeeded, outcome.message
+    assert (outcome.counts.records_imported, outcome.counts.records_invalid) == (1, 2)
+    refused = "is not imported: its declaration was refused (plan_type: must be one of"
+    assert sorted((i.line, i.field, i.message[:60]) for i in outcome.issues) == [
+        (2, "plan", f"line 2: plan 'Silver PPO' {refused}"[:60]),
+        (2, "plan_type", "must be one of medicare_part_b, medicare_advantage, medicaid"),
+        (3, "plan", f"line 3: plan '12345IL0010009' {refused}"[:60]),
+        (3, "plan_type", "must be one of medicare_part_b, medicare_advantage, medicaid"),
+    ]
+    # A HIOS id whose declaration was refused is not taken as a new marketplace plan.
+    names = db.scalars(select(Plan.name).where(Plan.payer_id == ours)).all()
+    assert names == ["Gold PPO"]
+
+
 def test_imports_never_delete_records_others_use(
     client: TestClient, db: Session, backend: Backend, tmp_path: Path
 ) -> None:
