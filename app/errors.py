@@ -297,6 +297,8 @@ def _allowed_methods(request: Request) -> list[str]:
     for template, path_item in request.app.openapi().get("paths", {}).items():
         if compile_path(template)[0].match(path):
             methods.extend(method.upper() for method in path_item)
+    if "GET" in methods:
+        methods.append("HEAD")  # answered as GET without the body, at the edge
     return sorted(methods)
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import app.models  # noqa: F401  (every mapper configured before first use)
 from app import geocoding
@@ -18,6 +18,7 @@ from app.edge.cors import PublicReadCORS
 from app.edge.logs import configure_logging
 from app.edge.metrics import Metrics
 from app.edge.middleware import EdgeMiddleware
+from app.edge.query import check_query_parameters
 from app.edge.router import router as metrics_router
 from app.errors import publish_problems, register_error_handlers
 from app.health.router import router as health_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(check_query_parameters)],
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -82,6 +82,39 @@ def test_every_response_carries_a_request_id_and_nosniff(client: TestClient) -> 
         assert response.headers["referrer-policy"] == "no-referrer"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/healthz",
+        "/v1/specialties",
+        SEARCH + "?zip=60614&specialty=neurology",
+        SEARCH + "?zip=00000",  # 422
+        "/v1/therapists/999999",  # 404
+        "/openapi.json",
+    ],
+)
+def test_head_is_answered_as_get_without_the_body(client: TestClient, path: str) -> None:
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    assert got.content, "GET has a body to leave out"
+    for name in ("content-type", "content-length", "x-content-type-options"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["x-request-id"] != got.headers["x-request-id"]
+
+
+def test_head_is_counted_as_head_and_refused_where_get_is(client: TestClient) -> None:
+    assert client.head("/v1/payers/1/imports").status_code == 405  # POST only
+    label = '{method="HEAD",route="/v1/specialties",status="200"}'
+
+    def heads() -> float:
+        return _samples(client.get("/metrics").text, "ptdir_http_requests_total").get(label, 0)
+
+    before = heads()
+    client.head("/v1/specialties")
+    assert heads() == before + 1
+
+
 def test_a_well_formed_incoming_request_id_is_kept_and_others_replaced(
     client: TestClient,
 ) -> None:

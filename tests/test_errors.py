@@ -74,10 +74,11 @@ def test_wrong_method_is_405_problem(
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
-        ("/v1/payers", "GET, POST"),
-        ("/v1/payers/1", "GET, PATCH"),
-        ("/v1/plans/1", "DELETE, GET, PATCH"),
-        ("/v1/therapists", "GET, POST"),
+        ("/v1/payers", "GET, HEAD, POST"),
+        ("/v1/payers/1", "GET, HEAD, PATCH"),
+        ("/v1/plans/1", "DELETE, GET, HEAD, PATCH"),
+        ("/v1/therapists", "GET, HEAD, POST"),
+        ("/v1/payers/1/imports", "POST"),
     ],
 )
 def test_405_allow_lists_every_method_of_the_path(
@@ -88,6 +89,74 @@ def test_405_allow_lists_every_method_of_the_path(
     response = client.request("OPTIONS", path)
     assert_problem(response, 405)
     assert response.headers["allow"] == allowed
+
+
+# --- query parameters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/search/therapists?zip=60614&radius=5&radius=50", "radius"),
+        ("/v1/search/therapists?lat=41.9&lon=-87.6&lat=42.0", "lat"),
+        ("/v1/search/therapists?zip=60614&specialty=neurology&sort=name&sort=distance", "sort"),
+        ("/v1/plans?payer_id=1&payer_id=2", "payer_id"),
+        ("/v1/payers/1/imports?format=csv&format=qhp", "format"),
+    ],
+)
+def test_a_single_valued_parameter_given_twice_is_422_naming_it(
+    client: TestClient, admin: dict[str, str], path: str, name: str
+) -> None:
+    method = "POST" if "/imports" in path else "GET"
+    problem = assert_problem(client.request(method, path, headers=admin, content=b""), 422)
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [(["query", name], "repeated")]
+    assert "more than once" in problem["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "hint"),
+    [
+        ("/v1/search/therapists?zip=60614&accepting_new_patient=true", "accepting_new_patient",
+         "did you mean 'accepting_new_patients'?"),
+        ("/v1/search/therapists?zip=60614&specialities=neurology", "specialities",
+         "did you mean 'specialty'?"),
+        ("/v1/specialties?page=2", "page", "it takes none"),
+        ("/v1/imports?format=nppes&mode=replace", "mode", "it takes dry_run, format, on_error"),
+    ],
+)  # fmt: skip
+def test_an_unknown_parameter_is_422_naming_it_with_a_hint(
+    client: TestClient, admin: dict[str, str], path: str, name: str, hint: str
+) -> None:
+    method = "POST" if "/imports" in path else "GET"
+    problem = assert_problem(client.request(method, path, headers=admin, content=b""), 422)
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [
+        (["query", name], "extra_forbidden")
+    ]
+    assert problem["errors"][0]["message"].endswith(hint)
+
+
+def test_every_unknown_or_repeated_parameter_is_named_at_once(client: TestClient) -> None:
+    query = "zip=60614&zip=60601&radius=5&radius=9&radius=2&x=1"
+    response = client.get(f"/v1/search/therapists?{query}")
+    problem = assert_problem(response, 422)
+    assert [e["field"] for e in problem["errors"]] == ["x", "zip", "radius"]
+
+
+def test_probes_and_scrapers_are_not_refused_for_added_parameters(client: TestClient) -> None:
+    for path in ("/healthz?probe=lb", "/readyz?t=1", "/metrics?format=text", "/openapi.json?v=2"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_a_list_parameter_may_be_repeated(client: TestClient, admin: dict[str, str]) -> None:
+    for seed, languages in ((1, ["es"]), (2, ["pl"]), (3, ["de"])):
+        body = therapist_body(seed, languages=languages)
+        assert client.post("/v1/therapists", json=body, headers=admin).status_code == 201
+    response = client.get(
+        "/v1/search/therapists",
+        params=[("zip", "60614"), ("language", "es"), ("language", "pl")],
+    )
+    assert response.status_code == 200, response.text
+    assert sorted(item["languages"][0] for item in response.json()["items"]) == ["es", "pl"]
 
 
 # --- request bodies ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@ on every search): the request id, security headers, metrics and the access log.
 It also answers a request whose handler raised with a 500 problem (no stack
 trace), so even that response carries its request id, and the error is logged
 with it. As the outermost layer it sees every response, so it is also where an
-answer given before the request's body was read closes the connection.
+answer given before the request's body was read closes the connection, and where
+HEAD is answered as GET without the body (RFC 9110 §9.3.2; monitors and caches
+send it, and the routes declare GET alone).
 """
 
 import logging
@@ -55,6 +57,9 @@ class EdgeMiddleware:
         status = 500
         response_started = False
         body_unread = _declares_body(scope["headers"])
+        head = scope["method"] == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
 
         async def receive_noting_the_end() -> Message:
             nonlocal body_unread
@@ -76,6 +81,11 @@ class EdgeMiddleware:
                     # read the whole body or close the connection after the response.
                     headers.append(_CLOSE)
                 message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                # The same headers, Content-Length included, and no content.
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
             await send(message)
 
         try:
@@ -93,17 +103,18 @@ class EdgeMiddleware:
             if not response_started:
                 await problem_response(ProblemError().problem())(scope, receive, send_with_headers)
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            self._record(scope, "HEAD" if head else scope["method"], status, started)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, method: str, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"  # bounded label values
         if self.metrics is not None:
-            self.metrics.observe(scope["method"], template, status, seconds)
+            self.metrics.observe(method, template, status, seconds)
         if not self.access_log or not access.isEnabledFor(logging.INFO):
             return
         fields: dict[str, Any] = {
-            "method": scope["method"],
+            "method": method,
             "route": template,
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
