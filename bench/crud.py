@@ -27,6 +27,7 @@ from app.config import Settings
 from app.db import create_db_engine
 from app.main import create_app
 from app.migrate import prepare_database
+from bench.machine import describe as describe_machine
 from tests.factories import location_body, therapist_body
 
 
@@ -90,7 +91,7 @@ def main() -> None:
             timings["get by npi"].append(time.perf_counter() - start)
 
     backend = url.split(":", 1)[0]
-    print(f"backend: {backend}, records: {args.records}")
+    print(f"backend: {backend}, records: {args.records}; {describe_machine()}")
     for name, samples in timings.items():
         print(f"{name:12} {percentiles(samples)}")
     engine.dispose()

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from app.fields import npi_check_digit
 from app.geocoding import all_zip_places
+from bench.machine import describe as describe_machine
 from bench.search import start_server
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -256,7 +257,7 @@ def main() -> None:
                 print(f"generated {path.name} in {took:.0f} s", file=sys.stderr)
             files[(format, size)] = path
 
-    print(f"\n### Imports, {args.backend}\n")
+    print(f"\n### Imports, {args.backend}\n\n{describe_machine()}\n")
     print("| file | records | MB | seconds | records/s | peak RSS MB (ready) | reader peak MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for size in sizes:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.dataset import DATA_DIR, database_url, ensure_dataset
+from bench.machine import describe as describe_machine
 from bench.search import build_cases, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def start_import(admin_url: str, records: int) -> subprocess.Popen[bytes]:
 
 
 def print_table(title: str, steps: list[dict[str, Any]]) -> None:
-    print(f"\n{title}\n")
+    print(f"\n{title}\n\n{describe_machine()}\n")
     print("| rate (req/s) | sent | achieved req/s | errors | p50 ms | p95 ms | p99 ms | holds |")
     print("|---:|---:|---:|---|---:|---:|---:|---|")
     for step in steps:

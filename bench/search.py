@@ -36,6 +36,7 @@ from app.networks.models import Plan
 from app.search.params import get_search_query
 from app.search.service import search_therapists
 from bench.dataset import database_url, ensure_dataset
+from bench.machine import describe as describe_machine
 
 ORIGINS = {
     "dense (Manhattan 10001)": (40.7506, -73.9971),
@@ -287,7 +288,7 @@ def main() -> None:
         server.wait(10)
 
     print(f"\n{dialect}, {count:,} practices, radius {RADIUS_MI:g} mi, "
-          f"{args.repeat} runs per cell, sequential\n")  # fmt: skip
+          f"{args.repeat} runs per cell, sequential; {describe_machine()}\n")  # fmt: skip
     print("| case | layer | p50 ms | p95 ms | p99 ms | q/s |")
     print("|---|---|---:|---:|---:|---:|")
     for case in cases:
