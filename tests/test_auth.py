@@ -157,7 +157,7 @@ WRITE_ROUTES = [
     WriteRoute(
         "POST-imports",
         "POST",
-        "/v1/imports?format=csv&mode=merge",
+        "/v1/imports?format=csv",
         lambda w: roster_csv([row(8, "loop")]),
         admin_only=True,
     ),
