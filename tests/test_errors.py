@@ -142,6 +142,24 @@ def test_every_unknown_or_repeated_parameter_is_named_at_once(client: TestClient
     assert [e["field"] for e in problem["errors"]] == ["x", "zip", "radius"]
 
 
+def test_unknown_parameters_are_named_ten_at_most_and_a_nameless_one_is_told(
+    client: TestClient,
+) -> None:
+    query = "zip=60614&" + "&".join(f"x{n}=1" for n in range(500))
+    problem = assert_problem(client.get(f"/v1/search/therapists?{query}"), 422)
+    assert [e["field"] for e in problem["errors"]] == [f"x{n}" for n in range(10)] + ["query"]
+    assert problem["errors"][-1]["message"] == (
+        "and 490 more parameters this operation does not take"
+    )
+    assert len(json.dumps(problem)) < 10_000
+    nameless = assert_problem(client.get("/v1/search/therapists?zip=60614&=x"), 422)
+    assert [(e["loc"], e["message"]) for e in nameless["errors"]] == [
+        (["query"], "a parameter has no name (as in `&=value`)")
+    ]
+    shouted = assert_problem(client.get("/v1/search/therapists?ZIP=60614"), 422)
+    assert shouted["errors"][0]["message"].endswith("did you mean 'zip'?")
+
+
 def test_probes_and_scrapers_are_not_refused_for_added_parameters(client: TestClient) -> None:
     for path in ("/healthz?probe=lb", "/readyz?t=1", "/metrics?format=text", "/openapi.json?v=2"):
         assert client.get(path).status_code == 200, path

@@ -22,6 +22,8 @@ from fastapi import Request
 
 from app.errors import FieldError, InvalidInput, field_name
 
+_SHOWN = 10  # unknown names reported one by one; the rest are counted
+
 
 @dataclass(frozen=True, slots=True)
 class _Parameters:
@@ -41,7 +43,11 @@ async def check_query_parameters(request: Request) -> None:
     parameters = _parameters(request, template)
     if parameters is None:
         return
-    errors = [_unknown(name, parameters.names) for name in given if name not in parameters.names]
+    unknown = [name for name in given if name not in parameters.names]
+    errors = [_unknown(name, parameters.names) for name in unknown[:_SHOWN]]
+    if len(unknown) > _SHOWN:
+        more = f"and {len(unknown) - _SHOWN} more parameters this operation does not take"
+        errors.append(_error(None, more, "extra_forbidden"))
     if len(given.multi_items()) != len(given):
         counts = Counter(name for name, _ in given.multi_items())
         errors.extend(
@@ -54,7 +60,10 @@ async def check_query_parameters(request: Request) -> None:
 
 
 def _unknown(name: str, names: frozenset[str]) -> FieldError:
-    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
+    if not name:
+        return _error(None, "a parameter has no name (as in `&=value`)", "extra_forbidden")
+    # Names are lower case: `Zip` and `RADIUS` are matched as `zip` and `radius`.
+    close = difflib.get_close_matches(name.lower(), sorted(names), n=1, cutoff=0.75)
     if close:
         hint = f"; did you mean {close[0]!r}?"
     else:
@@ -62,8 +71,9 @@ def _unknown(name: str, names: frozenset[str]) -> FieldError:
     return _error(name, f"is not a parameter of this operation{hint}", "extra_forbidden")
 
 
-def _error(name: str, message: str, type_: str) -> FieldError:
-    loc: list[str | int] = ["query", name]
+def _error(name: str | None, message: str, type_: str) -> FieldError:
+    """A problem with one parameter, or (`name` None) with the query as a whole."""
+    loc: list[str | int] = ["query"] if name is None else ["query", name]
     return FieldError(loc=loc, field=field_name(loc), message=message, type=type_)
 
 

@@ -46,7 +46,14 @@ from sqlalchemy.orm import Session
 from app.db import Base, one_of, utcnow
 from app.fields import has_control_characters, is_valid_npi
 from app.imports.bulk import chunks, insert_many, insert_new
-from app.imports.records import INTERNAL_NAMES, FieldNames, PlanRecord, Problem, variant_read_as
+from app.imports.records import (
+    INTERNAL_NAMES,
+    FieldNames,
+    PlanRecord,
+    PlanRef,
+    Problem,
+    variant_read_as,
+)
 from app.imports.validate import Provider, Site, spaced, unique
 from app.locations import service as location_service
 from app.locations.models import Location
@@ -131,6 +138,25 @@ class Counts:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    line: int | None
+    source: str | None  # the other file the declaration is in ("in the plans file")
+    why: Problem
+
+    def message(self, ref: PlanRef) -> str:
+        if self.source is not None:
+            where = f" {self.source}" + (f" (line {self.line})" if self.line is not None else "")
+        elif self.line is not None and self.line != ref.line:
+            where = f" at line {self.line}"
+        else:
+            where = ""
+        return (
+            f"plan {ref.key!r} is not imported: its declaration{where} was refused "
+            f"({self.why.field}: {self.why.message})"
+        )
+
+
 class PlanCatalogue:
     """The payer's plans, found by HIOS id, by name or by the key a file declared."""
 
@@ -150,9 +176,8 @@ class PlanCatalogue:
         self.hios: dict[int, str | None] = {}  # plan id → its HIOS id
         # What a declaration changed that the file did not say: the caller reports them.
         self.warnings: list[Problem] = []
-        # Declarations refused, by key: where, and the first problem. A record naming
-        # one is told why the plan is missing, not that the file never declared it.
-        self.refused: dict[str, tuple[int | None, Problem]] = {}
+        # Declarations refused, by key in any case (see `refuse`).
+        self.refused: dict[str, _Refusal] = {}
         if payer_id is None:
             return
         rows = session.execute(
@@ -185,12 +210,17 @@ class PlanCatalogue:
     def declare(self, record: PlanRecord) -> list[Problem]:
         """Creates or renames the plan a file declares; returns what is wrong with it."""
         problems = self._declare(record)
-        key = spaced(record.key or "").casefold()
-        if problems:
-            self.refused.setdefault(key, (record.line, problems[0]))
-        else:
-            self.refused.pop(key, None)
+        if not problems:
+            self.refused.pop(spaced(record.key or "").casefold(), None)
         return problems
+
+    def refuse(self, record: PlanRecord, why: Problem, source: str | None = None) -> None:
+        """Notes a declaration the import refused (`source`: the other file it is in), so a
+        record naming the plan by the same key is told why, and the plan is not created
+        by that record instead (a HIOS id would be, as a Marketplace plan)."""
+        if record.key:
+            refusal = _Refusal(record.line, source, why)
+            self.refused.setdefault(spaced(record.key).casefold(), refusal)
 
     def _declare(self, record: PlanRecord) -> list[Problem]:
         self.settle()
@@ -294,10 +324,7 @@ class PlanCatalogue:
                 if self.payer_id is None:
                     problems.append(Problem(name, "this import has no payer, so it lists no plans"))
                 elif (refused := self.refused.get(spaced(ref.key).casefold())) is not None:
-                    line, why = refused
-                    where = "" if line in (None, ref.line) else f" at line {line}"
-                    message = f"plan {ref.key!r} is not imported: its declaration{where} was "
-                    problems.append(Problem(name, f"{message}refused ({why.field}: {why.message})"))
+                    problems.append(Problem(name, refused.message(ref)))
                 elif is_hios_shaped(hios := ref.key.upper()) or standard_component(hios):
                     # In either case, or a cost-sharing variant's: declare() reads it as
                     # its plan's, with a warning.

@@ -379,6 +379,7 @@ def _feed(
             problems = item.problems or _as_declared(roster, roster.plans.declare(item))
             _note_plan_warnings(roster, report, where)
             if problems:
+                roster.plans.refuse(item, problems[0], report.other_file)
                 # A template declares a plan in a therapist's row, which is refused
                 # for it in turn: counted once, as the therapist's.
                 if request.format is not Format.CSV:

@@ -317,6 +317,46 @@ def test_what_the_plans_file_beside_providers_json_says_is_said_to_be_its(
     ]
 
 
+def test_a_provider_naming_a_plan_the_plans_file_could_not_declare_is_told_why(
+    db: Session, backend: Backend, tmp_path: Path
+) -> None:
+    """Neither plan is created as a Marketplace plan by the providers that name it."""
+    theirs = add_payer(db)
+    db.add(Plan(payer_id=theirs, name="Theirs", plan_type="marketplace",
+                hios_plan_id="12345IL0010001"))  # fmt: skip
+    ours = Payer(name="Lakeshore Health")
+    db.add(ours)
+    db.commit()
+    plans = json.dumps(
+        [
+            {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010001",
+             "marketing_name": "Gold 80"},  # another payer's: refused when declared
+            {"plan_id_type": "HIOS-PLAN-ID", "plan_id": "12345IL0010002",
+             "marketing_name": {"en": "Silver"}},  # refused by the parser
+        ],
+        indent=1,
+    ).encode()  # fmt: skip
+    providers = [
+        _QHP_PROVIDER | {
+            "npi": make_npi(n), "name": {"first": "Ana", "last": "Ng"}, "addresses": [_ELM_ST],
+            "plans": [{"plan_id_type": "HIOS-PLAN-ID", "plan_id": plan_id}],
+        }
+        for n, plan_id in ((1, "12345IL0010001"), (2, "12345IL0010002"))
+    ]  # fmt: skip
+    outcome = import_bytes(
+        backend.engine, tmp_path, json.dumps(providers).encode(), payer_id=ours.id,
+        format=Format.QHP, plans=plans, on_error=OnError.SKIP, mode=Mode.MERGE,
+    )  # fmt: skip
+    assert outcome.counts.records_imported == 0
+    assert [i.message for i in outcome.issues if "is not imported" in i.message] == [
+        "plan '12345IL0010001' is not imported: its declaration in the plans file (line 2) "
+        "was refused (plan_id: plan 12345IL0010001 belongs to another payer)",
+        "plan '12345IL0010002' is not imported: its declaration in the plans file (line 7) "
+        "was refused (marketing_name: expected text, found an object)",
+    ]
+    assert db.scalars(select(Plan.hios_plan_id).where(Plan.payer_id == ours.id)).all() == []
+
+
 def test_a_list_the_parser_filters_is_named_without_an_index(
     db: Session, backend: Backend, tmp_path: Path
 ) -> None:
