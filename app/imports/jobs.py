@@ -213,10 +213,12 @@ def run_job(
         missing = [p for p in (request.upload, request.plans_upload) if p and not p.is_file()]
         if missing:
             # A worker on another machine than the API that spooled it, without shared storage.
-            finish(engine, job_id, None, message=_missing_upload(missing[0]))
+            message = _missing_upload(missing[0])
+            finish(engine, job_id, None, message=message)
             if not keep_uploads:  # the other of a pair, which this worker does see
-                _remove_spooled([str(request.upload), str(request.plans_upload)], import_dir)
-            return Outcome.before_reading(_missing_upload(missing[0]))
+                spooled = (request.upload, request.plans_upload)
+                _remove_spooled([str(path) for path in spooled if path is not None], import_dir)
+            return Outcome.before_reading(message)
         _live[job_id] = LiveProgress(0, 0)
         reporter = _ProgressWriter(engine, job_id, import_dir, on_progress)
         try:

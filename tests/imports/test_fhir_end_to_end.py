@@ -319,14 +319,20 @@ ROSTER = [
 ]
 
 
-def test_a_role_naming_its_therapist_by_npi_keeps_the_therapist_in_the_network(
-    backend: Backend, tmp_path: Path, payer_id: int
-) -> None:
+def import_dee_in_the_network(backend: Backend, tmp_path: Path, payer_id: int) -> None:
+    """The roster of `in_network`, Dee's role naming the network, imported."""
     linked = (plannet.network_reference("net"),)
     first = import_plannet(
         backend, tmp_path, payer_id, *in_network(plannet.role("dee-role", "dee", ("elm",), linked))
     )
     assert first.succeeded, first.issues
+
+
+def test_a_role_naming_its_therapist_by_npi_keeps_the_therapist_in_the_network(
+    backend: Backend, tmp_path: Path, payer_id: int
+) -> None:
+    linked = (plannet.network_reference("net"),)
+    import_dee_in_the_network(backend, tmp_path, payer_id)
     assert roster_state(backend.engine, payer_id) == ROSTER
     # The same roster again, a payer's export naming Dee by NPI: a logical reference.
     by_npi = plannet.role("dee-role", "dee", ("elm",), linked)
@@ -357,11 +363,7 @@ def test_a_network_named_by_identifier_lists_the_practice_in_its_plan(
 def test_a_replace_whose_role_names_no_network_says_so(
     backend: Backend, tmp_path: Path, payer_id: int
 ) -> None:
-    linked = (plannet.network_reference("net"),)
-    first = import_plannet(
-        backend, tmp_path, payer_id, *in_network(plannet.role("dee-role", "dee", ("elm",), linked))
-    )
-    assert first.succeeded, first.issues
+    import_dee_in_the_network(backend, tmp_path, payer_id)
     # Dee's role now names no network: the roster lists the practice in none of the
     # payer's plans, and the replace ends the participation. Not silently.
     unlinked = import_plannet(
